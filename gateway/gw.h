@@ -45,3 +45,26 @@ void gw_logv(enum gw_log_level level, const char *event, const char *fmt, va_lis
     __attribute__((format(printf, 3, 0)));
 
 #endif
+
+/* ---- the server ------------------------------------------------------------ */
+
+#include <signal.h>
+
+struct gw_config;
+struct gw_server;
+
+/* Create the lws context listening on cfg's LISTEN address and start the
+ * store thread. cfg is borrowed and must outlive the server. Fails with a
+ * one-line message (e.g. the address is in use). Main thread. */
+int gw_server_new(const struct gw_config *cfg, struct gw_server **out, struct gw_err *err);
+
+/* Serve until *stop becomes nonzero (set it from a signal handler), then
+ * drain: stop accepting, let the store finish what is queued, close
+ * connections with 1001. Returns 0 after a clean drain. Main thread. */
+int gw_server_run(struct gw_server *srv, volatile sig_atomic_t *stop);
+
+/* Free everything the server owns. NULL-safe. Main thread. */
+void gw_server_free(struct gw_server *srv);
+
+/* The port actually listened on (useful with LISTEN port 0). */
+int gw_server_port(const struct gw_server *srv);

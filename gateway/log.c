@@ -5,8 +5,6 @@
  * so lines from the loop thread and the store thread never interleave.
  * The level is set once at start-up, before any thread runs.
  */
-#include "gw.h"
-
 #include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
@@ -14,6 +12,8 @@
 #include <strings.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "gw.h"
 
 /* Written once by main before threads start, read-only afterwards. */
 static enum gw_log_level max_level = GW_LOG_NOTICE;
@@ -82,8 +82,8 @@ void gw_logv(enum gw_log_level level, const char *event, const char *fmt, va_lis
     clock_gettime(CLOCK_REALTIME, &ts);
     gmtime_r(&ts.tv_sec, &tm);
     int n = snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s %s",
-                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                     tm.tm_sec, ts.tv_nsec / 1000000L, level_label(level), event);
+                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                     ts.tv_nsec / 1000000L, level_label(level), event);
     if (n < 0) {
         return;
     }

@@ -23,6 +23,7 @@ enum {
     STORE_E_SCHEMA = -1002,      /* schema state the gateway cannot work with */
     STORE_E_QUERY = -1003,       /* a statement failed */
     STORE_E_STOPPED = -1004,     /* the store is shutting down */
+    STORE_E_NOTFOUND = -1005,    /* no such row (token, user, room) */
 };
 
 /* A caller-owned error value; msg never holds secrets (no conninfo). */
@@ -74,31 +75,162 @@ struct store_req;
 typedef void (*store_done_fn)(struct store_req *req);
 
 enum store_op {
-    STORE_OP_HEALTH, /* is the database reachable and the schema current? */
+    STORE_OP_HEALTH,       /* is the database reachable and the schema current? */
+    STORE_OP_AUTH_SESSION, /* resolve a UserSession token to its User */
+    STORE_OP_AUTH_USER,    /* load a User by id (JWT sub) */
+    STORE_OP_ROOM_LOAD,    /* an appointment by roomId, with its room state */
+    STORE_OP_SESSION_JOIN, /* a participant's Session row: create or reactivate */
+    STORE_OP_CHAT,         /* store one chat message (batched: group commit) */
+    STORE_OP_HISTORY,      /* a page of a room's messages */
+};
+
+#define STORE_ID_MAX    64  /* user, appointment, session and message ids */
+#define STORE_NAME_MAX  256 /* display names, bytes */
+#define STORE_ROOM_MAX  128 /* roomId */
+#define STORE_TOKEN_MAX 512 /* session tokens */
+#define STORE_CMID_MAX  64  /* clientMsgId */
+
+/* Roles a member has in a room (from the appointment and "User".role). */
+enum store_role {
+    STORE_ROLE_NONE,
+    STORE_ROLE_COACH,
+    STORE_ROLE_CLIENT,
+    STORE_ROLE_OBSERVER,
+};
+
+struct store_user {
+    char id[STORE_ID_MAX + 1];
+    char display_name[STORE_NAME_MAX + 1];
+    char role[32]; /* "User".role: client, coach, admin ... */
+};
+
+/* STORE_OP_AUTH_SESSION. Fails with STORE_E_NOTFOUND when the token is
+ * unknown, inactive, expired, or names no User (via "skoolUserId"). On
+ * success "lastActive" was updated if it was older than a minute. */
+struct store_auth_session {
+    char token[STORE_TOKEN_MAX + 1];        /* in */
+    struct store_user user;                 /* out */
+    char user_session_id[STORE_ID_MAX + 1]; /* out: "UserSession".id */
+    int64_t expires_unix_ms;                /* out */
+};
+
+/* STORE_OP_AUTH_USER. STORE_E_NOTFOUND when no such user. */
+struct store_auth_user {
+    struct store_user user; /* in: user.id; out: the rest */
+};
+
+/* STORE_OP_ROOM_LOAD. STORE_E_NOTFOUND when no appointment has that roomId.
+ * The session fields describe the room clock: started_unix_ms is the
+ * earliest "Session"."startedAt" (0 before anyone joined), ended_unix_ms
+ * the "endedAt" once the session completed (0 before). */
+struct store_room {
+    char room_id[STORE_ROOM_MAX + 1];         /* in */
+    char appointment_id[STORE_ID_MAX + 1];    /* out */
+    int64_t scheduled_unix_ms;                /* out */
+    int duration_min;                         /* out: "durationMin" as stored */
+    char status[32];                          /* out: appointment status */
+    char coach_id[STORE_ID_MAX + 1];          /* out */
+    char coach_name[STORE_NAME_MAX + 1];      /* out */
+    char client_id[STORE_ID_MAX + 1];         /* out */
+    char client_name[STORE_NAME_MAX + 1];     /* out */
+    int64_t last_seq;                         /* out: newest message seq, 0 if none */
+    int64_t started_unix_ms;                  /* out */
+    int64_t ended_unix_ms;                    /* out */
+    int duration_minutes;                     /* out: the session's, 20 when durationMin <= 0 */
+    int warnings_sent;                        /* out: max "warningsSent" of its Session rows */
+    char coach_session_id[STORE_ID_MAX + 1];  /* out: the coach's Session row, "" if none */
+    char client_session_id[STORE_ID_MAX + 1]; /* out: the client's Session row, "" if none */
+};
+
+/* STORE_OP_SESSION_JOIN: for a coach or client, create (or reactivate,
+ * unless completed) the participant's Session row (status active,
+ * startedAt, durationMinutes, roomId), mark a scheduled appointment active,
+ * and make sure the room's seq row exists, in one transaction. */
+struct store_session_join {
+    char appointment_id[STORE_ID_MAX + 1]; /* in */
+    char room_id[STORE_ROOM_MAX + 1];      /* in */
+    char user_id[STORE_ID_MAX + 1];        /* in */
+    int64_t at_unix_ms;                    /* in: this row's startedAt */
+    int duration_minutes;                  /* in */
+    char session_id[STORE_ID_MAX + 1];     /* out: the caller's Session row */
+    char status[32];                       /* out: that row's status */
+    int64_t started_unix_ms;               /* out: the room's start (earliest startedAt) */
+    int64_t ended_unix_ms;                 /* out: 0 unless completed */
+};
+
+/* STORE_OP_CHAT. In one transaction with the other chats of its batch:
+ * dedupe on (appointment, user, clientMsgId), take the room's next seq,
+ * insert the "Message" row and its seq. A duplicate completes with
+ * duplicate = 1 and the original seq, id and time. */
+struct store_chat {
+    char appointment_id[STORE_ID_MAX + 1];  /* in */
+    char session_id[STORE_ID_MAX + 1];      /* in: the sender's Session row */
+    char user_id[STORE_ID_MAX + 1];         /* in */
+    enum store_role role;                   /* in: coach or client */
+    char client_msg_id[STORE_CMID_MAX + 1]; /* in */
+    char *text;                             /* in: owned by the request (freed with it) */
+    size_t text_len;                        /* in */
+    int64_t seq;                            /* out */
+    char message_id[STORE_ID_MAX + 1];      /* out */
+    int64_t created_unix_ms;                /* out */
+    int duplicate;                          /* out */
+    int64_t commit_us;                      /* out: time the batch's transaction took */
+};
+
+/* One stored message, as history and recovery return it. */
+struct store_message {
+    int64_t seq;
+    char message_id[STORE_ID_MAX + 1];
+    char client_msg_id[STORE_CMID_MAX + 1];
+    char user_id[STORE_ID_MAX + 1];
+    char display_name[STORE_NAME_MAX + 1];
+    enum store_role role;
+    char *text; /* owned by the request */
+    int64_t created_unix_ms;
+};
+
+/* STORE_OP_HISTORY: messages in ascending seq order, either those with
+ * seq > after_seq (after_seq >= 0) or those before before_seq (the newest
+ * `limit` of them; before_seq = INT64_MAX for the latest). */
+struct store_history {
+    char appointment_id[STORE_ID_MAX + 1]; /* in */
+    char coach_id[STORE_ID_MAX + 1];       /* in: to tell roles apart */
+    int64_t after_seq;                     /* in: -1 when paging backwards */
+    int64_t before_seq;                    /* in */
+    int limit;                             /* in: 1..1000 */
+    struct store_message *msgs;            /* out: owned by the request */
+    size_t n_msgs;                         /* out */
+    int has_more;                          /* out: more exist beyond this page */
 };
 
 struct store_req {
     enum store_op op;
-    store_done_fn done; /* loop thread */
-    void *arg;          /* the submitter's, untouched by the store */
+    store_done_fn done;  /* loop thread */
+    void *arg;           /* the submitter's, untouched by the store */
     int64_t deadline_ms; /* monotonic; set by store_submit from the timeout */
-    int rc;             /* result: 0 or a negative code */
+    int rc;              /* result: 0 or a negative code */
     struct store_err err;
     union {
         struct {
             int schema_version; /* out: newest applied migration */
         } health;
+        struct store_auth_session auth_session;
+        struct store_auth_user auth_user;
+        struct store_room room;
+        struct store_session_join join;
+        struct store_chat chat;
+        struct store_history history;
     } u;
     struct store_req *next; /* queue link, owned by the store while queued */
 };
 
 struct store_cfg {
-    const char *conninfo;  /* copied; never logged */
-    int64_t timeout_ms;    /* how long a request may wait for the database */
-    size_t queue_cap;      /* requests in flight at most (queued + running + done) */
+    const char *conninfo;    /* copied; never logged */
+    int64_t timeout_ms;      /* how long a request may wait for the database */
+    size_t queue_cap;        /* requests in flight at most (queued + running + done) */
     void (*wake)(void *arg); /* called from the store thread after completions were posted */
     void *wake_arg;
-    store_log_fn log;      /* optional */
+    store_log_fn log; /* optional */
     void *log_arg;
 };
 

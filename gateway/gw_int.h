@@ -1,0 +1,171 @@
+/*
+ * gw_int.h: declarations shared between the gateway's own files (server,
+ * HTTP routes). Never included outside gateway/.
+ */
+#ifndef COACH_GW_INT_H
+#define COACH_GW_INT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <libwebsockets.h>
+
+#include "codec.h"
+#include "config.h"
+#include "frame.h"
+#include "gw.h"
+#include "map.h"
+#include "room.h"
+#include "store.h"
+
+#define GW_HTTP_BODY_MAX 1024
+
+/* Counters for /metrics. Loop thread only. */
+struct gw_stats {
+    uint64_t conns_total, frames_in, frames_out, msgs_in, msgs_out, bytes_out;
+    uint64_t errors[16];       /* by protocol error code, see gw_error_index() */
+    uint64_t closes_slow;      /* 4008 */
+    uint64_t persist_hist[16]; /* commit latency buckets, see metrics.c */
+    uint64_t persist_count;
+    uint64_t persist_sum_us;
+};
+
+struct gw_server {
+    const struct gw_config *cfg; /* borrowed from main */
+    struct gw_map *conns_by_id;  /* uint64 id -> struct gw_conn (borrowed: lws owns) */
+    struct gw_map *rooms;        /* roomId -> struct gw_room (owned) */
+    struct gw_map *user_conns;   /* user id -> (uintptr_t) connection count */
+    uint64_t next_conn_id;
+    size_t n_conns; /* authenticated or not */
+    struct room_cfg room_cfg;
+    struct gw_stats stats;
+    struct lws_context *ctx;     /* owned */
+    struct lws_vhost *vhost;     /* owned by ctx */
+    struct store *store;         /* owned */
+    lws_sorted_usec_list_t tick; /* housekeeping timer */
+    volatile sig_atomic_t *stop; /* main's flag */
+    bool draining;
+    int64_t drain_deadline_ms;
+    int port;
+};
+
+/* Per-HTTP-connection state (lws per_session_data). Loop thread only. */
+struct gw_http {
+    struct lws *wsi;
+    struct store_req *pending; /* owned by the store until its done callback */
+    bool has_response;
+    unsigned int status;
+    const char *content_type;
+    size_t body_len;
+    char *body; /* owned, malloc'd */
+};
+
+/* Connection states. */
+enum gw_conn_state {
+    GW_CONN_NEW,     /* upgraded; waiting for hello (or the header's auth) */
+    GW_CONN_AUTHING, /* a token is being checked */
+    GW_CONN_READY,   /* authenticated */
+    GW_CONN_CLOSING, /* a close is queued behind the outbox */
+};
+
+/* A connection's view of one room it joined. */
+struct gw_conn_room {
+    struct gw_room *room; /* borrowed (rooms live until shutdown) */
+    bool joining;         /* `joined` not sent yet: deliveries are in its history */
+};
+
+/* Per-WebSocket-connection state: lws's per_session_data for coachroom.v1.
+ * It never moves while the connection lives (struct room_conn needs that). */
+struct gw_conn {
+    struct lws *wsi;
+    struct gw_server *srv;
+    uint64_t id;
+    enum gw_conn_state state;
+    struct store_user user;
+    bool is_admin;
+    bool counted;                    /* counted in srv->user_conns */
+    char token[STORE_TOKEN_MAX + 1]; /* session token, for revocation checks */
+    bool is_session_token;
+    int64_t token_expires_unix_ms;
+    struct room_conn rc;
+    struct gw_conn_room rooms[ROOM_CONN_MAX_ROOMS];
+    struct gw_outbox out;
+    unsigned char *rx; /* frame being assembled, max_frame_bytes */
+    size_t rx_len;
+    int close_code;
+    char close_reason[64];
+    lws_sorted_usec_list_t auth_sul; /* hello deadline, then token expiry/revocation */
+};
+
+/* A loaded room: the pure core plus what the gateway keeps beside it. */
+struct gw_room {
+    char room_id[STORE_ROOM_MAX + 1];
+    struct room *core; /* NULL while loading */
+    struct store_room info;
+    struct gw_join *pending; /* joins waiting for the load */
+};
+
+/* A join waiting on the store (room load, session row, history). */
+struct gw_join {
+    struct gw_join *next;
+    uint64_t conn_id;
+    bool has_id;
+    char id[65];
+    bool has_since;
+    int64_t since;
+    char room_id[STORE_ROOM_MAX + 1];
+};
+
+/* Monotonic milliseconds: the loop's "now", read once per event. */
+int64_t gw_now_ms(void);
+
+/* Wall-clock unix milliseconds (the rooms core's time base). */
+int64_t gw_unix_ms(void);
+
+/* "2026-11-25T08:33:49.974Z" into out (at least 32 bytes). */
+void gw_iso8601(int64_t unix_ms, char *out, size_t cap);
+
+/* The lws protocol callback for coachroom.v1 (ws.c). */
+int gw_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                   size_t len);
+
+/* Upgrade checks (path, subprotocol, Origin): 0 to allow, 1 after writing
+ * a refusal. Called from the HTTP protocol's CONFIRM_UPGRADE. */
+int gw_ws_confirm_upgrade(struct gw_server *srv, struct lws *wsi);
+
+/* ws.c: the connection with this id, or NULL when it is gone. */
+struct gw_conn *gw_conn_find(struct gw_server *srv, uint64_t id);
+
+/* ws.c: queue a frame (a new reference) to c; a full outbox closes c with
+ * 4008. Returns 0 or -1 when c is closing/closed. */
+int gw_conn_send(struct gw_conn *c, struct gw_frame *f);
+
+/* ws.c: queue obj (borrowed) to c as one frame. */
+int gw_conn_send_json(struct gw_conn *c, const json_t *obj);
+
+/* ws.c: send `error` then close with code after it (code 0: stay open). */
+void gw_conn_error(struct gw_conn *c, const char *code, const char *message, const char *id,
+                   const char *room, const char *client_msg_id, int close_code);
+
+/* ws.c: close c with code and reason once what is queued is written. */
+void gw_conn_close(struct gw_conn *c, int code, const char *reason);
+
+/* wsroom.c: the room commands of a ready connection. */
+void gw_room_cmd(struct gw_conn *c, const struct gw_cmd *cmd);
+/* wsroom.c: c is closing: leave its rooms with presence effects. */
+void gw_room_disconnect(struct gw_conn *c);
+/* wsroom.c: free every room (shutdown). */
+void gw_rooms_free(struct gw_server *srv);
+
+/* metrics.c: count an `error` sent, by its protocol code. */
+void gw_stats_error(struct gw_stats *st, const char *code);
+/* metrics.c: one commit latency observation. */
+void gw_stats_persist(struct gw_stats *st, int64_t commit_us);
+/* metrics.c: the Prometheus text exposition into a malloc'd string. */
+char *gw_metrics_render(const struct gw_server *srv, size_t *len);
+
+/* The lws protocol callback for plain HTTP (protocols[0]). */
+int gw_http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                     size_t len);
+
+#endif

@@ -1,0 +1,203 @@
+/*
+ * http.c: the plain HTTP routes served on the gateway's port.
+ *
+ * DESIGN: every response is prepared into the connection's gw_http and
+ * written from LWS_CALLBACK_HTTP_WRITEABLE in one lws_write (headers and
+ * body together; the gateway speaks HTTP/1.1 only). Routes that need the
+ * database (readyz) submit a store request and return; the store's done
+ * callback fills the response and asks for a writable callback. If the
+ * client goes away first, the pending request is detached (arg = NULL) and
+ * its result dropped.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gw_int.h"
+
+/* Take ownership of body (malloc'd) as the response. */
+static void respond_take(struct gw_http *h, unsigned int status, const char *type, char *body,
+                         size_t len)
+{
+    free(h->body);
+    h->body = body;
+    h->body_len = len;
+    h->status = status;
+    h->content_type = type;
+    h->has_response = true;
+    lws_callback_on_writable(h->wsi);
+}
+
+static void respond(struct gw_http *h, unsigned int status, const char *body)
+{
+    char *copy = strdup(body);
+    if (copy == NULL) {
+        lws_set_timeout(h->wsi, PENDING_TIMEOUT_KILLED_BY_PARENT, LWS_TO_KILL_ASYNC);
+        return;
+    }
+    respond_take(h, status, "application/json", copy, strlen(copy));
+}
+
+static void respond_error(struct gw_http *h, unsigned int status, const char *code,
+                          const char *message)
+{
+    char body[GW_HTTP_BODY_MAX];
+    snprintf(body, sizeof(body), "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}", code, message);
+    respond(h, status, body);
+}
+
+static void readyz_done(struct store_req *req)
+{
+    struct gw_http *h = req->arg;
+    if (h != NULL) {
+        h->pending = NULL;
+        if (req->rc == 0) {
+            respond(h, 200, "{\"status\":\"ready\"}");
+        } else if (req->rc == STORE_E_SCHEMA) {
+            respond(h, 503, "{\"status\":\"not_ready\",\"reason\":\"migrations\"}");
+        } else {
+            respond(h, 503, "{\"status\":\"not_ready\",\"reason\":\"database\"}");
+        }
+    }
+    store_req_free(req);
+}
+
+static void route_readyz(struct gw_server *srv, struct gw_http *h)
+{
+    struct store_req *req = store_req_new(STORE_OP_HEALTH, readyz_done, h);
+    if (req == NULL) {
+        respond_error(h, 503, "unavailable", "out of memory");
+        return;
+    }
+    int rc = store_submit(srv->store, req, gw_now_ms());
+    if (rc != 0) {
+        store_req_free(req);
+        respond(h, 503, "{\"status\":\"not_ready\",\"reason\":\"busy\"}");
+        return;
+    }
+    h->pending = req;
+}
+
+static bool is_get(struct lws *wsi)
+{
+    return lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) > 0;
+}
+
+static void route_metrics(struct gw_server *srv, struct gw_http *h)
+{
+    size_t len = 0;
+    char *text = gw_metrics_render(srv, &len);
+    if (text == NULL) {
+        respond_error(h, 503, "unavailable", "out of memory");
+        return;
+    }
+    respond_take(h, 200, "text/plain; version=0.0.4; charset=utf-8", text, len);
+}
+
+static void route(struct gw_server *srv, struct gw_http *h, const char *path)
+{
+    bool get = is_get(h->wsi);
+    if (strcmp(path, "/metrics") == 0) {
+        if (get) {
+            route_metrics(srv, h);
+        } else {
+            respond_error(h, 405, "bad_request", "method not allowed");
+        }
+        return;
+    }
+    if (strcmp(path, "/healthz") == 0 || strcmp(path, "/readyz") == 0) {
+        if (!get) {
+            respond_error(h, 405, "bad_request", "method not allowed");
+        } else if (path[1] == 'h') {
+            respond(h, 200, "{\"status\":\"ok\"}");
+        } else {
+            route_readyz(srv, h);
+        }
+        return;
+    }
+    respond_error(h, 404, "not_found", "no such route");
+}
+
+static int write_response_buf(struct gw_http *h, unsigned char *buf, size_t cap)
+{
+    unsigned char *start = buf + LWS_PRE, *p = start, *end = buf + cap - 1;
+    if (lws_add_http_common_headers(h->wsi, h->status, h->content_type, h->body_len, &p, end) ||
+        lws_add_http_header_by_token(h->wsi, WSI_TOKEN_HTTP_CACHE_CONTROL,
+                                     (const unsigned char *)"no-store", 8, &p, end) ||
+        lws_finalize_http_header(h->wsi, &p, end) || (size_t)(end - p) < h->body_len) {
+        return -1;
+    }
+    memcpy(p, h->body, h->body_len);
+    p += h->body_len;
+    h->has_response = false;
+    return lws_write(h->wsi, start, (size_t)(p - start), LWS_WRITE_HTTP_FINAL) < 0 ? -1 : 0;
+}
+
+static int write_response(struct gw_http *h)
+{
+    size_t cap = LWS_PRE + 512 + h->body_len;
+    unsigned char *buf = malloc(cap);
+    if (buf == NULL) {
+        return -1;
+    }
+    struct lws *wsi = h->wsi;
+    int rc = write_response_buf(h, buf, cap);
+    free(buf);
+    free(h->body);
+    h->body = NULL;
+    /* h may be freed by lws from here on. */
+    if (rc != 0 || lws_http_transaction_completed(wsi) != 0) {
+        return -1;
+    }
+    return 0;
+}
+
+static void detach(struct gw_http *h)
+{
+    if (h == NULL) {
+        return;
+    }
+    if (h->pending != NULL) {
+        h->pending->arg = NULL;
+        h->pending = NULL;
+    }
+    free(h->body);
+    h->body = NULL;
+    h->has_response = false;
+}
+
+int gw_http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                     size_t len)
+{
+    struct gw_server *srv = lws_context_user(lws_get_context(wsi));
+    struct gw_http *h = user;
+    switch (reason) {
+    case LWS_CALLBACK_FILTER_NETWORK_CONNECTION:
+        return srv->draining ? 1 : 0; /* draining: accept nothing new */
+    case LWS_CALLBACK_HTTP:
+        if (h->pending != NULL || h->has_response) {
+            return -1; /* pipelined request while one is pending */
+        }
+        h->wsi = wsi;
+        route(srv, h, in != NULL ? (const char *)in : "/");
+        return 0;
+    case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+        return gw_ws_confirm_upgrade(srv, wsi);
+    case LWS_CALLBACK_HTTP_BODY:
+        (void)len;
+        return 0;
+    case LWS_CALLBACK_HTTP_WRITEABLE:
+        return h != NULL && h->has_response ? write_response(h) : 0;
+    case LWS_CALLBACK_CLOSED_HTTP:
+    case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
+        detach(h);
+        return 0;
+    case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
+        if (srv != NULL && srv->store != NULL) {
+            store_run_done(srv->store);
+        }
+        return 0;
+    default:
+        return lws_callback_http_dummy(wsi, reason, user, in, len);
+    }
+}

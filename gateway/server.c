@@ -1,0 +1,278 @@
+/*
+ * server.c: the gateway's lws context, its loop, and the drain on shutdown.
+ *
+ * DESIGN: one lws context, one vhost, serviced by the main thread. The store
+ * thread wakes the loop with lws_cancel_service(); completions then run in
+ * LWS_CALLBACK_EVENT_WAIT_CANCELLED (http.c). A 250 ms housekeeping timer
+ * notices the stop flag set by the signal handler. Draining: refuse new
+ * connections, wait (bounded by STORE_TIMEOUT_MS) until every store request
+ * has completed and been answered, then destroy the context, which closes
+ * the remaining connections.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "gw_int.h"
+
+#define TICK_US         (250 * LWS_US_PER_MS)
+#define STORE_QUEUE_CAP 4096
+
+static const struct lws_protocols protocols[] = {
+    {"http", gw_http_callback, sizeof(struct gw_http), 0, 0, NULL, 0},
+    {"coachroom.v1", gw_ws_callback, sizeof(struct gw_conn), 0, 0, NULL, 0},
+    {NULL, NULL, 0, 0, 0, NULL, 0},
+};
+
+/* Ping a connection idle for 25 s; hang up one silent for 60 s. */
+static const lws_retry_bo_t idle_policy = {
+    .secs_since_valid_ping = 25,
+    .secs_since_valid_hangup = 60,
+};
+
+int64_t gw_unix_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void gw_iso8601(int64_t unix_ms, char *out, size_t cap)
+{
+    time_t secs = (time_t)(unix_ms / 1000);
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    snprintf(out, cap, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(unix_ms % 1000));
+}
+
+int64_t gw_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void lws_log_emit(int level, const char *line)
+{
+    enum gw_log_level l = level == LLL_ERR ? GW_LOG_ERROR : GW_LOG_WARN;
+    gw_log(l, "lws", "msg=\"%.200s\"", line);
+}
+
+static void store_log(void *arg, int level, const char *event, const char *msg)
+{
+    (void)arg;
+    if (msg != NULL && msg[0] != '\0') {
+        gw_log((enum gw_log_level)level, event, "msg=\"%s\"", msg);
+    } else {
+        gw_log((enum gw_log_level)level, event, NULL);
+    }
+}
+
+static void store_wake(void *arg)
+{
+    lws_cancel_service(arg);
+}
+
+/* Try to bind the listen address ourselves first, so that "address in use"
+ * is reported as one clear line rather than lws's internal messages. */
+static int probe_listen(const char *host, int port, struct gw_err *err)
+{
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
+    struct addrinfo *ai = NULL;
+    char port_s[8];
+    snprintf(port_s, sizeof(port_s), "%d", port);
+    int rc = getaddrinfo(host, port_s, &hints, &ai);
+    if (rc != 0) {
+        return gw_err_set(err, -EINVAL, "LISTEN: cannot resolve host '%s': %s", host,
+                          gai_strerror(rc));
+    }
+    int fd = socket(ai->ai_family, SOCK_STREAM, 0);
+    int one = 1;
+    int bound = fd >= 0 && setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == 0 &&
+                bind(fd, ai->ai_addr, ai->ai_addrlen) == 0;
+    int e = errno;
+    if (fd >= 0) {
+        close(fd);
+    }
+    freeaddrinfo(ai);
+    if (!bound) {
+        char why[128];
+        strerror_r(e, why, sizeof(why));
+        return gw_err_set(err, -e, "LISTEN %s:%d: cannot listen: %s%s", host, port, why,
+                          e == EADDRINUSE ? " (another process holds the port; stop it or "
+                                            "set LISTEN to another port)"
+                                          : "");
+    }
+    return 0;
+}
+
+static void close_for_drain(void *value, void *arg)
+{
+    (void)arg;
+    gw_conn_close(value, 1001, "server shutting down");
+}
+
+static void tick(lws_sorted_usec_list_t *sul)
+{
+    struct gw_server *srv = lws_container_of(sul, struct gw_server, tick);
+    if (*srv->stop && !srv->draining) {
+        srv->draining = true;
+        srv->drain_deadline_ms = gw_now_ms() + srv->cfg->store_timeout_ms + 1000;
+        gw_log(GW_LOG_NOTICE, "gw.draining", "in_flight=%zu connections=%zu",
+               store_in_flight(srv->store), srv->n_conns);
+    }
+    if (srv->draining && store_in_flight(srv->store) == 0) {
+        /* Work finished: say goodbye (1001) behind what each outbox holds. */
+        gw_map_each(srv->conns_by_id, close_for_drain, NULL);
+    }
+    lws_sul_schedule(srv->ctx, 0, &srv->tick, tick, TICK_US);
+}
+
+static int create_context(struct gw_server *srv, struct gw_err *err)
+{
+    struct lws_context_creation_info info;
+    memset(&info, 0, sizeof(info));
+    info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS | LWS_SERVER_OPTION_VALIDATE_UTF8;
+    if (srv->cfg->tls_cert != NULL) {
+        info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+    }
+    info.user = srv;
+    srv->ctx = lws_create_context(&info);
+    if (srv->ctx == NULL) {
+        return gw_err_set(err, -ENOMEM, "cannot create the lws context");
+    }
+    memset(&info, 0, sizeof(info));
+    info.port = srv->cfg->listen_port;
+    info.iface = srv->cfg->listen_host;
+    info.protocols = protocols;
+    info.vhost_name = "coach-gateway";
+    info.keepalive_timeout = 30;
+    info.retry_and_idle_policy = &idle_policy;
+    info.options = LWS_SERVER_OPTION_VALIDATE_UTF8;
+    if (srv->cfg->tls_cert != NULL) {
+        /* HTTP/1.1 only: every response is written as one HTTP/1 message. */
+        info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+        info.ssl_cert_filepath = srv->cfg->tls_cert;
+        info.ssl_private_key_filepath = srv->cfg->tls_key;
+        info.alpn = "http/1.1";
+    }
+    info.timeout_secs = 30;
+    srv->vhost = lws_create_vhost(srv->ctx, &info);
+    if (srv->vhost == NULL) {
+        return gw_err_set(err, -EADDRINUSE, "LISTEN %s:%d: cannot listen", srv->cfg->listen_host,
+                          srv->cfg->listen_port);
+    }
+    srv->port = lws_get_vhost_listen_port(srv->vhost);
+    return 0;
+}
+
+int gw_server_new(const struct gw_config *cfg, struct gw_server **out, struct gw_err *err)
+{
+    lws_set_log_level(LLL_ERR | LLL_WARN, lws_log_emit);
+    int rc = probe_listen(cfg->listen_host, cfg->listen_port, err);
+    if (rc != 0) {
+        return rc;
+    }
+    struct gw_server *srv = calloc(1, sizeof(*srv));
+    if (srv == NULL) {
+        return gw_err_set(err, -ENOMEM, "out of memory");
+    }
+    srv->cfg = cfg;
+    srv->conns_by_id = gw_map_new(1 << 16);
+    srv->rooms = gw_map_new(1 << 14);
+    srv->user_conns = gw_map_new(1 << 16);
+    room_cfg_default(&srv->room_cfg);
+    srv->room_cfg.early_join_min = cfg->early_join_min;
+    srv->room_cfg.idle_end_sec = cfg->idle_end_sec;
+    srv->room_cfg.n_warnings = cfg->n_timer_warnings;
+    memcpy(srv->room_cfg.warnings_sec, cfg->timer_warnings_sec,
+           sizeof(int) * cfg->n_timer_warnings);
+    rc = srv->conns_by_id && srv->rooms && srv->user_conns
+             ? create_context(srv, err)
+             : gw_err_set(err, -ENOMEM, "out of memory");
+    if (rc == 0) {
+        struct store_cfg scfg = {
+            .conninfo = cfg->database_url,
+            .timeout_ms = cfg->store_timeout_ms,
+            .queue_cap = STORE_QUEUE_CAP,
+            .wake = store_wake,
+            .wake_arg = srv->ctx,
+            .log = store_log,
+        };
+        struct store_err serr = {0};
+        rc = store_open(&scfg, &srv->store, &serr);
+        if (rc != 0) {
+            gw_err_set(err, rc, "%s", serr.msg);
+        }
+    }
+    if (rc != 0) {
+        gw_server_free(srv);
+        return rc;
+    }
+    *out = srv;
+    return 0;
+}
+
+int gw_server_port(const struct gw_server *srv)
+{
+    return srv->port;
+}
+
+static bool drained(struct gw_server *srv)
+{
+    if (store_in_flight(srv->store) == 0 && srv->n_conns == 0) {
+        return true;
+    }
+    if (gw_now_ms() > srv->drain_deadline_ms) {
+        gw_log(GW_LOG_WARN, "gw.drain_timeout", "in_flight=%zu connections=%zu",
+               store_in_flight(srv->store), srv->n_conns);
+        return true;
+    }
+    return false;
+}
+
+int gw_server_run(struct gw_server *srv, volatile sig_atomic_t *stop)
+{
+    srv->stop = stop;
+    lws_sul_schedule(srv->ctx, 0, &srv->tick, tick, TICK_US);
+    gw_log(GW_LOG_NOTICE, "gw.listening", "addr=%s:%d tls=%s", srv->cfg->listen_host, srv->port,
+           srv->cfg->tls_cert != NULL ? "on" : "off");
+    int n = 0;
+    while (n >= 0 && !(srv->draining && drained(srv))) {
+        n = lws_service(srv->ctx, 0);
+    }
+    /* Answer what completed last, then let lws close every connection. */
+    store_run_done(srv->store);
+    lws_sul_cancel(&srv->tick);
+    gw_log(GW_LOG_NOTICE, "gw.stopped", NULL);
+    return n < 0 ? -EIO : 0;
+}
+
+void gw_server_free(struct gw_server *srv)
+{
+    if (srv == NULL) {
+        return;
+    }
+    if (srv->ctx != NULL) {
+        lws_context_destroy(srv->ctx);
+        srv->ctx = NULL;
+    }
+    /* After the context: no connection can reference a request any more. */
+    store_close(srv->store);
+    if (srv->rooms != NULL) {
+        gw_rooms_free(srv);
+    }
+    gw_map_free(srv->rooms);
+    gw_map_free(srv->conns_by_id);
+    gw_map_free(srv->user_conns);
+    free(srv);
+}

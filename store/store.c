@@ -1,0 +1,529 @@
+/*
+ * store.c: the store thread.
+ *
+ * DESIGN: one thread owns one PGconn. The loop thread submits requests into
+ * a bounded FIFO (store_submit never blocks); the store thread runs them in
+ * order and moves each finished request onto a done list, then calls the
+ * wake callback (lws_cancel_service in the gateway). The loop thread swaps
+ * the done list out under the lock and runs the callbacks unlocked
+ * (store_run_done), like libuv's uv__work_done.
+ *
+ * The connection is made in the background and remade with exponential
+ * backoff and jitter whenever it is lost. While it is down, a request waits
+ * for it until its deadline (STORE_TIMEOUT_MS), then completes with
+ * STORE_E_UNAVAILABLE; health probes never wait. "In flight" counts queued,
+ * running and done-but-not-collected requests, so the done list is bounded
+ * by the same cap as the queue.
+ */
+#include "store.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <libpq-fe.h>
+#include <sodium.h>
+
+#include "store_int.h"
+
+#define BACKOFF_MIN_MS    100
+#define BACKOFF_MAX_MS    5000
+#define CONNECT_TIMEOUT_S "3"
+#define STORE_BATCH_MAX   256 /* chats in one group commit */
+
+struct store {
+    char *conninfo; /* owned; never logged */
+    int64_t timeout_ms;
+    size_t queue_cap;
+    void (*wake)(void *arg);
+    void *wake_arg;
+    store_log_fn log;
+    void *log_arg;
+
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct store_req *q_head, *q_tail;       /* {mu} */
+    struct store_req *done_head, *done_tail; /* {mu} */
+    bool stopping;                           /* {mu} */
+    atomic_size_t in_flight;
+
+    /* Store thread only. */
+    PGconn *conn;
+    int64_t next_connect_ms;
+    int64_t backoff_ms;
+    bool was_connected;
+};
+
+int64_t store__now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void store__err_set(struct store_err *err, int code, const char *fmt, ...)
+{
+    if (err == NULL) {
+        return;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    err->code = code;
+    vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+    va_end(ap);
+}
+
+static void slog(struct store *st, int level, const char *event, const char *msg)
+{
+    if (st->log != NULL) {
+        st->log(st->log_arg, level, event, msg);
+    }
+}
+
+/* ---- connection management (store thread) -------------------------------- */
+
+PGconn *store__connect(const char *conninfo, struct store_err *err)
+{
+    const char *const keys[] = {"dbname", "connect_timeout", "application_name", NULL};
+    const char *const vals[] = {conninfo, CONNECT_TIMEOUT_S, "coach-gateway", NULL};
+    PGconn *c = PQconnectdbParams(keys, vals, 1);
+    if (c == NULL) {
+        store__err_set(err, -ENOMEM, "out of memory connecting to PostgreSQL");
+        return NULL;
+    }
+    if (PQstatus(c) != CONNECTION_OK) {
+        /* libpq's message names host and port, never the password. */
+        char msg[200];
+        snprintf(msg, sizeof(msg), "%s", PQerrorMessage(c));
+        msg[strcspn(msg, "\n")] = '\0';
+        store__err_set(err, STORE_E_UNAVAILABLE, "cannot connect to PostgreSQL: %s", msg);
+        PQfinish(c);
+        return NULL;
+    }
+    return c;
+}
+
+static void disconnect(struct store *st, const char *why)
+{
+    if (st->conn != NULL) {
+        PQfinish(st->conn);
+        st->conn = NULL;
+    }
+    if (st->was_connected) {
+        slog(st, 4, "store.disconnected", why);
+        st->was_connected = false;
+    }
+    st->next_connect_ms = store__now_ms();
+}
+
+static void schedule_reconnect(struct store *st, int64_t now_ms)
+{
+    st->backoff_ms = st->backoff_ms == 0 ? BACKOFF_MIN_MS : st->backoff_ms * 2;
+    if (st->backoff_ms > BACKOFF_MAX_MS) {
+        st->backoff_ms = BACKOFF_MAX_MS;
+    }
+    /* Full jitter on the upper half: spreads many gateways apart. */
+    int64_t half = st->backoff_ms / 2;
+    st->next_connect_ms = now_ms + half + (int64_t)randombytes_uniform((uint32_t)half + 1);
+}
+
+/* Connect when due. Returns true when a connection is up. */
+static bool ensure_connected(struct store *st)
+{
+    if (st->conn != NULL) {
+        return true;
+    }
+    int64_t now = store__now_ms();
+    if (now < st->next_connect_ms) {
+        return false;
+    }
+    struct store_err err = {0};
+    st->conn = store__connect(st->conninfo, &err);
+    if (st->conn == NULL) {
+        if (st->backoff_ms == 0 || st->was_connected) {
+            slog(st, 4, "store.connect_failed", err.msg);
+        }
+        schedule_reconnect(st, store__now_ms());
+        return false;
+    }
+    st->backoff_ms = 0;
+    st->was_connected = true;
+    slog(st, 5, "store.connected", "");
+    return true;
+}
+
+/* ---- request execution (store thread) ------------------------------------- */
+
+/* Nonzero when the last failure means the connection itself is gone. */
+static bool conn_lost(const struct store *st)
+{
+    return st->conn == NULL || PQstatus(st->conn) != CONNECTION_OK;
+}
+
+static void run_health(struct store *st, struct store_req *req)
+{
+    PGresult *res =
+        PQexecParams(st->conn, "SELECT coalesce(max(version), 0) FROM coach_schema_migrations", 0,
+                     NULL, NULL, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        if (conn_lost(st)) {
+            req->rc = STORE_E_UNAVAILABLE;
+            store__err_set(&req->err, req->rc, "database connection lost");
+        } else {
+            req->rc = STORE_E_SCHEMA;
+            const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+            store__err_set(&req->err, req->rc, "migrations table unreadable (SQLSTATE %s)",
+                           state != NULL ? state : "?");
+        }
+        PQclear(res);
+        return;
+    }
+    req->u.health.schema_version = (int)strtol(PQgetvalue(res, 0, 0), NULL, 10);
+    PQclear(res);
+    if (req->u.health.schema_version < store_migrations_latest()) {
+        req->rc = STORE_E_SCHEMA;
+        store__err_set(&req->err, req->rc, "schema at migration %d, binary needs %d",
+                       req->u.health.schema_version, store_migrations_latest());
+        return;
+    }
+    req->rc = 0;
+}
+
+static void execute_one(struct store *st, struct store_req *req)
+{
+    switch (req->op) {
+    case STORE_OP_HEALTH:
+        run_health(st, req);
+        break;
+    case STORE_OP_AUTH_SESSION:
+        store__op_auth_session(st->conn, req);
+        break;
+    case STORE_OP_AUTH_USER:
+        store__op_auth_user(st->conn, req);
+        break;
+    case STORE_OP_ROOM_LOAD:
+        store__op_room_load(st->conn, req);
+        break;
+    case STORE_OP_SESSION_JOIN:
+        store__op_session_join(st->conn, req);
+        break;
+    case STORE_OP_HISTORY:
+        store__op_history(st->conn, req);
+        break;
+    case STORE_OP_CHAT:
+        store__op_chat_batch(st->conn, &req, 1);
+        break;
+    }
+}
+
+/* Run a batch popped by pop_batch (one request, or chats only). */
+static void execute(struct store *st, struct store_req **batch, size_t n)
+{
+    if (batch[0]->op == STORE_OP_CHAT) {
+        store__op_chat_batch(st->conn, batch, n);
+    } else {
+        execute_one(st, batch[0]);
+    }
+    if (conn_lost(st)) {
+        for (size_t i = 0; i < n; i++) {
+            if (batch[i]->rc != 0) {
+                batch[i]->rc = STORE_E_UNAVAILABLE;
+                store__err_set(&batch[i]->err, STORE_E_UNAVAILABLE, "database connection lost");
+            }
+        }
+        disconnect(st, "connection lost during a request");
+    }
+}
+
+/* ---- queues ------------------------------------------------------------------ */
+
+static void post_done(struct store *st, struct store_req *req)
+{
+    req->next = NULL;
+    pthread_mutex_lock(&st->mu);
+    if (st->done_tail != NULL) {
+        st->done_tail->next = req;
+    } else {
+        st->done_head = req;
+    }
+    st->done_tail = req;
+    pthread_mutex_unlock(&st->mu);
+    if (st->wake != NULL) {
+        st->wake(st->wake_arg);
+    }
+}
+
+static void fail(struct store *st, struct store_req *req, int code, const char *msg)
+{
+    req->rc = code;
+    store__err_set(&req->err, code, "%s", msg);
+    post_done(st, req);
+}
+
+/* Wait (mu held) until there is work or the given monotonic time. */
+static void wait_until(struct store *st, int64_t until_ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    int64_t wait_ms = until_ms - now;
+    if (wait_ms <= 0) {
+        return;
+    }
+    ts.tv_sec += wait_ms / 1000;
+    ts.tv_nsec += (wait_ms % 1000) * 1000000;
+    if (ts.tv_nsec >= 1000000000) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000;
+    }
+    pthread_cond_timedwait(&st->cv, &st->mu, &ts);
+}
+
+/* Unlink (mu held) every queued request that cannot wait for the
+ * database any more: health probes and those past their deadline. */
+static struct store_req *unlink_expired(struct store *st, int64_t now_ms)
+{
+    struct store_req *expired = NULL, **tail = &expired;
+    struct store_req **pp = &st->q_head;
+    st->q_tail = NULL;
+    while (*pp != NULL) {
+        struct store_req *r = *pp;
+        if (r->op == STORE_OP_HEALTH || now_ms >= r->deadline_ms) {
+            *pp = r->next;
+            r->next = NULL;
+            *tail = r;
+            tail = &r->next;
+        } else {
+            st->q_tail = r;
+            pp = &r->next;
+        }
+    }
+    return expired;
+}
+
+/* Pop (mu held) the head, and when it is a chat, the chats right behind
+ * it: one group commit. FIFO order with reads is kept. */
+static size_t pop_batch(struct store *st, struct store_req **batch)
+{
+    size_t n = 0;
+    do {
+        struct store_req *r = st->q_head;
+        st->q_head = r->next;
+        r->next = NULL;
+        batch[n++] = r;
+    } while (st->q_head != NULL && batch[0]->op == STORE_OP_CHAT &&
+             st->q_head->op == STORE_OP_CHAT && n < STORE_BATCH_MAX);
+    if (st->q_head == NULL) {
+        st->q_tail = NULL;
+    }
+    return n;
+}
+
+/* Handle the queue head (mu held on entry and exit). */
+static void handle_head(struct store *st)
+{
+    pthread_mutex_unlock(&st->mu);
+    bool up = ensure_connected(st);
+    pthread_mutex_lock(&st->mu);
+    if (!up) {
+        struct store_req *expired = unlink_expired(st, store__now_ms());
+        pthread_mutex_unlock(&st->mu);
+        while (expired != NULL) {
+            struct store_req *next = expired->next;
+            fail(st, expired, STORE_E_UNAVAILABLE, "database unavailable");
+            expired = next;
+        }
+        pthread_mutex_lock(&st->mu);
+        if (st->q_head != NULL) {
+            /* Sleep until the next attempt or the head's deadline. */
+            int64_t dl = st->q_head->deadline_ms;
+            wait_until(st, st->next_connect_ms < dl ? st->next_connect_ms : dl);
+        }
+        return;
+    }
+    struct store_req *batch[STORE_BATCH_MAX];
+    size_t n = pop_batch(st, batch);
+    pthread_mutex_unlock(&st->mu);
+    execute(st, batch, n);
+    for (size_t i = 0; i < n; i++) {
+        post_done(st, batch[i]);
+    }
+    pthread_mutex_lock(&st->mu);
+}
+
+static void *thread_main(void *arg)
+{
+    struct store *st = arg;
+    pthread_mutex_lock(&st->mu);
+    for (;;) {
+        if (st->q_head != NULL) {
+            handle_head(st);
+            continue;
+        }
+        if (st->stopping) {
+            break;
+        }
+        if (st->conn == NULL) {
+            /* Reconnect in the background so readiness comes back by itself. */
+            pthread_mutex_unlock(&st->mu);
+            bool up = ensure_connected(st);
+            pthread_mutex_lock(&st->mu);
+            if (!up && st->q_head == NULL && !st->stopping) {
+                wait_until(st, st->next_connect_ms);
+            }
+            continue;
+        }
+        pthread_cond_wait(&st->cv, &st->mu);
+    }
+    pthread_mutex_unlock(&st->mu);
+    if (st->conn != NULL) {
+        PQfinish(st->conn);
+        st->conn = NULL;
+    }
+    return NULL;
+}
+
+/* ---- public API ------------------------------------------------------------- */
+
+int store_open(const struct store_cfg *cfg, struct store **out, struct store_err *err)
+{
+    if (cfg->conninfo == NULL || cfg->queue_cap == 0 || cfg->timeout_ms <= 0) {
+        store__err_set(err, -EINVAL, "store: conninfo, queue_cap and timeout_ms are required");
+        return -EINVAL;
+    }
+    struct store *st = calloc(1, sizeof(*st));
+    if (st == NULL || (st->conninfo = strdup(cfg->conninfo)) == NULL) {
+        free(st);
+        store__err_set(err, -ENOMEM, "store: out of memory");
+        return -ENOMEM;
+    }
+    st->timeout_ms = cfg->timeout_ms;
+    st->queue_cap = cfg->queue_cap;
+    st->wake = cfg->wake;
+    st->wake_arg = cfg->wake_arg;
+    st->log = cfg->log;
+    st->log_arg = cfg->log_arg;
+    atomic_init(&st->in_flight, 0);
+    pthread_mutex_init(&st->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&st->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    /* The store thread takes no signals: they belong to the loop thread. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    int rc = pthread_create(&st->thread, NULL, thread_main, st);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0) {
+        pthread_cond_destroy(&st->cv);
+        pthread_mutex_destroy(&st->mu);
+        free(st->conninfo);
+        free(st);
+        store__err_set(err, -rc, "store: cannot start thread");
+        return -rc;
+    }
+    *out = st;
+    return 0;
+}
+
+struct store_req *store_req_new(enum store_op op, store_done_fn done, void *arg)
+{
+    struct store_req *req = calloc(1, sizeof(*req));
+    if (req != NULL) {
+        req->op = op;
+        req->done = done;
+        req->arg = arg;
+    }
+    return req;
+}
+
+void store_req_free(struct store_req *req)
+{
+    if (req == NULL) {
+        return;
+    }
+    if (req->op == STORE_OP_CHAT) {
+        free(req->u.chat.text);
+    } else if (req->op == STORE_OP_HISTORY) {
+        for (size_t i = 0; i < req->u.history.n_msgs; i++) {
+            free(req->u.history.msgs[i].text);
+        }
+        free(req->u.history.msgs);
+    } else if (req->op == STORE_OP_AUTH_SESSION) {
+        sodium_memzero(req->u.auth_session.token, sizeof(req->u.auth_session.token));
+    }
+    free(req);
+}
+
+int store_submit(struct store *st, struct store_req *req, int64_t now_ms)
+{
+    pthread_mutex_lock(&st->mu);
+    if (st->stopping) {
+        pthread_mutex_unlock(&st->mu);
+        return STORE_E_STOPPED;
+    }
+    if (atomic_load(&st->in_flight) >= st->queue_cap) {
+        pthread_mutex_unlock(&st->mu);
+        return STORE_E_FULL;
+    }
+    atomic_fetch_add(&st->in_flight, 1);
+    req->deadline_ms = now_ms + st->timeout_ms;
+    req->rc = 0;
+    req->next = NULL;
+    if (st->q_tail != NULL) {
+        st->q_tail->next = req;
+    } else {
+        st->q_head = req;
+    }
+    st->q_tail = req;
+    pthread_cond_signal(&st->cv);
+    pthread_mutex_unlock(&st->mu);
+    return 0;
+}
+
+void store_run_done(struct store *st)
+{
+    pthread_mutex_lock(&st->mu);
+    struct store_req *list = st->done_head;
+    st->done_head = st->done_tail = NULL;
+    pthread_mutex_unlock(&st->mu);
+    while (list != NULL) {
+        struct store_req *next = list->next;
+        list->next = NULL;
+        atomic_fetch_sub(&st->in_flight, 1);
+        list->done(list);
+        list = next;
+    }
+}
+
+size_t store_in_flight(const struct store *st)
+{
+    return atomic_load(&((struct store *)st)->in_flight);
+}
+
+void store_close(struct store *st)
+{
+    if (st == NULL) {
+        return;
+    }
+    pthread_mutex_lock(&st->mu);
+    st->stopping = true;
+    pthread_cond_signal(&st->cv);
+    pthread_mutex_unlock(&st->mu);
+    pthread_join(st->thread, NULL);
+    store_run_done(st);
+    pthread_cond_destroy(&st->cv);
+    pthread_mutex_destroy(&st->mu);
+    sodium_memzero(st->conninfo, strlen(st->conninfo));
+    free(st->conninfo);
+    free(st);
+}

@@ -1,0 +1,43 @@
+/*
+ * store_int.h: declarations shared between the store module's files.
+ * Never included outside store/.
+ */
+#ifndef COACH_STORE_INT_H
+#define COACH_STORE_INT_H
+
+#include <stdarg.h>
+#include <stdint.h>
+
+#include <libpq-fe.h>
+
+#include "store.h"
+
+/* Monotonic clock in milliseconds. */
+int64_t store__now_ms(void);
+
+/* Fill err (NULL-safe) with code and a printf-style message. */
+void store__err_set(struct store_err *err, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Connect with the gateway's connection options (timeout, application
+ * name). NULL with err filled (STORE_E_UNAVAILABLE) on failure. */
+PGconn *store__connect(const char *conninfo, struct store_err *err);
+
+/* The operations, run on the store thread with its live connection. Each
+ * sets req->rc (0, STORE_E_NOTFOUND, STORE_E_QUERY, ...) and req->err, and
+ * its outputs on success. When the connection broke meanwhile the caller
+ * turns the failure into STORE_E_UNAVAILABLE, so an operation must leave
+ * no transaction open behind it (ROLLBACK on every failure path). */
+void store__op_auth_session(PGconn *c, struct store_req *req);
+void store__op_auth_user(PGconn *c, struct store_req *req);
+void store__op_room_load(PGconn *c, struct store_req *req);
+void store__op_session_join(PGconn *c, struct store_req *req);
+void store__op_history(PGconn *c, struct store_req *req);
+
+/* Store n (1..256) chat requests in one transaction: the group commit.
+ * Each request completes on its own: one that fails (e.g. its Session row
+ * is gone) must not make the others fail, so a failed batch is retried
+ * one by one. */
+void store__op_chat_batch(PGconn *c, struct store_req **reqs, size_t n);
+
+#endif

@@ -1,0 +1,329 @@
+/*
+ * gwproc.c: see gwproc.h. Spawns the gateway with fork/execve, waits on
+ * conditions with deadlines (never a bare sleep for synchronisation), and
+ * speaks HTTP with libcurl.
+ */
+#include "gwproc.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+
+extern char **environ;
+
+static void report_sanitizer_findings(const struct gwproc *gp);
+
+static long long mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void nap_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+int gwproc_free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(a);
+    int port = -1;
+    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+        getsockname(fd, (struct sockaddr *)&a, &len) == 0) {
+        port = ntohs(a.sin_port);
+    }
+    if (fd >= 0) {
+        close(fd);
+    }
+    return port;
+}
+
+/* environ minus the names set in env, plus env. Caller frees the array. */
+static char **build_env(const char *const env[])
+{
+    size_t n = 0, m = 0;
+    while (environ[n] != NULL) {
+        n++;
+    }
+    while (env != NULL && env[m] != NULL) {
+        m++;
+    }
+    char **out = calloc(n + m + 1, sizeof(*out));
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        int overridden = 0;
+        for (size_t j = 0; j < m; j++) {
+            size_t nl = strcspn(env[j], "=");
+            if (strncmp(environ[i], env[j], nl) == 0 && environ[i][nl] == '=') {
+                overridden = 1;
+            }
+        }
+        if (!overridden) {
+            out[k++] = environ[i];
+        }
+    }
+    for (size_t j = 0; j < m; j++) {
+        out[k++] = (char *)env[j];
+    }
+    return out;
+}
+
+static pid_t spawn(struct gwproc *gp, const char *const env[], const char *const args[])
+{
+    const char *bin = getenv("COACH_GATEWAY_BIN");
+    if (bin == NULL) {
+        fprintf(stderr, "gwproc: COACH_GATEWAY_BIN is not set\n");
+        return -1;
+    }
+    snprintf(gp->log_path, sizeof(gp->log_path), "/tmp/coach-gw-%d-%d.log", (int)getpid(),
+             gp->port);
+    const char *argv[32] = {bin};
+    size_t a = 1;
+    while (args != NULL && args[a - 1] != NULL && a < 31) {
+        argv[a] = args[a - 1];
+        a++;
+    }
+    char **envp = build_env(env);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int fd = open(gp->log_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        if (fd >= 0) {
+            dup2(fd, STDERR_FILENO);
+            dup2(fd, STDOUT_FILENO);
+            close(fd);
+        }
+        execve(bin, (char *const *)argv, envp);
+        _exit(127);
+    }
+    free(envp);
+    return pid;
+}
+
+int gwproc_run(struct gwproc *gp, const char *const env[], const char *const args[])
+{
+    gp->port = gwproc_free_port();
+    gp->pid = spawn(gp, env, args);
+    if (gp->pid < 0) {
+        return -1;
+    }
+    int st = 0;
+    if (waitpid(gp->pid, &st, 0) < 0) {
+        return -1;
+    }
+    gp->pid = 0;
+    report_sanitizer_findings(gp);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+int gwproc_start(struct gwproc *gp, const char *const env[], const char *const args[])
+{
+    gp->port = gwproc_free_port();
+    char listen[64];
+    snprintf(listen, sizeof(listen), "LISTEN=127.0.0.1:%d", gp->port);
+    const char *all[64];
+    size_t n = 0;
+    all[n++] = listen;
+    while (env != NULL && env[n - 1] != NULL && n < 63) {
+        all[n] = env[n - 1];
+        n++;
+    }
+    all[n] = NULL;
+    gp->tls = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (strncmp(all[i], "TLS_CERT=", 9) == 0) {
+            gp->tls = 1;
+        }
+    }
+    gp->pid = spawn(gp, all, args);
+    if (gp->pid < 0) {
+        return -1;
+    }
+    long long deadline = mono_ms() + 20000;
+    while (mono_ms() < deadline) {
+        long status = 0;
+        char body[64];
+        int rc = gp->tls ? https_get(gp->port, "/healthz", &status, body, sizeof(body))
+                         : http_get(gp->port, "/healthz", &status, body, sizeof(body));
+        if (rc == 0 && status == 200) {
+            return 0;
+        }
+        if (waitpid(gp->pid, NULL, WNOHANG) == gp->pid) {
+            gp->pid = 0;
+            return -1;
+        }
+        nap_ms(20);
+    }
+    return -1;
+}
+
+/* The gateway runs with sanitizers too and its stderr goes to its log:
+ * repeat any finding on the test's stderr, where ctest looks for it. */
+static void report_sanitizer_findings(const struct gwproc *gp)
+{
+    char *log = gwproc_log(gp);
+    if (log != NULL && (strstr(log, "Sanitizer") != NULL || strstr(log, "runtime error:"))) {
+        fprintf(stderr, "gwproc: the gateway reported a sanitizer finding:\n%s\n", log);
+    }
+    free(log);
+}
+
+int gwproc_stop(struct gwproc *gp, int sig)
+{
+    if (gp->pid <= 0) {
+        return -1;
+    }
+    kill(gp->pid, sig);
+    long long deadline = mono_ms() + 20000;
+    int st = 0;
+    while (waitpid(gp->pid, &st, WNOHANG) == 0) {
+        if (mono_ms() > deadline) {
+            kill(gp->pid, SIGKILL);
+            waitpid(gp->pid, &st, 0);
+            break;
+        }
+        nap_ms(10);
+    }
+    gp->pid = 0;
+    report_sanitizer_findings(gp);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+char *gwproc_log(const struct gwproc *gp)
+{
+    FILE *f = fopen(gp->log_path, "r");
+    if (f == NULL) {
+        return NULL;
+    }
+    size_t cap = 1 << 20;
+    char *buf = malloc(cap);
+    size_t n = buf != NULL ? fread(buf, 1, cap - 1, f) : 0;
+    fclose(f);
+    if (buf != NULL) {
+        buf[n] = '\0';
+    }
+    return buf;
+}
+
+struct sink {
+    char *buf;
+    size_t cap, len;
+};
+
+static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
+{
+    struct sink *s = arg;
+    size_t n = size * nmemb;
+    size_t room = s->cap > s->len + 1 ? s->cap - s->len - 1 : 0;
+    size_t take = n < room ? n : room;
+    memcpy(s->buf + s->len, data, take);
+    s->len += take;
+    s->buf[s->len] = '\0';
+    return n;
+}
+
+static int get(const char *scheme, int port, const char *path, long *status, char *body, size_t cap)
+{
+    char url[256];
+    snprintf(url, sizeof(url), "%s://127.0.0.1:%d%s", scheme, port, path);
+    CURL *c = curl_easy_init();
+    if (c == NULL) {
+        return -1;
+    }
+    struct sink s = {body, cap, 0};
+    body[0] = '\0';
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &s);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 10000L);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
+    curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
+    CURLcode rc = curl_easy_perform(c);
+    if (rc == CURLE_OK) {
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
+    }
+    curl_easy_cleanup(c);
+    return rc == CURLE_OK ? 0 : -1;
+}
+
+int http_get(int port, const char *path, long *status, char *body, size_t cap)
+{
+    return get("http", port, path, status, body, cap);
+}
+
+int https_get(int port, const char *path, long *status, char *body, size_t cap)
+{
+    return get("https", port, path, status, body, cap);
+}
+
+static int fixture(struct pgserver *pg, const char *verb)
+{
+    const char *script = getenv("COACH_PG_FIXTURE");
+    if (script == NULL) {
+        fprintf(stderr, "gwproc: COACH_PG_FIXTURE is not set\n");
+        return -1;
+    }
+    pid_t pid = fork();
+    if (pid == 0) {
+        execl(script, script, verb, pg->state_dir, (char *)NULL);
+        _exit(127);
+    }
+    int st = 0;
+    if (pid < 0 || waitpid(pid, &st, 0) < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+        fprintf(stderr, "gwproc: pg-fixture.sh %s failed\n", verb);
+        return -1;
+    }
+    return 0;
+}
+
+int pgserver_start(struct pgserver *pg)
+{
+    if (pg->state_dir[0] == '\0') {
+        snprintf(pg->state_dir, sizeof(pg->state_dir), "/tmp/coach-pgstate-XXXXXX");
+        if (mkdtemp(pg->state_dir) == NULL) {
+            return -1;
+        }
+    }
+    if (fixture(pg, "start") != 0) {
+        return -1;
+    }
+    char path[256];
+    snprintf(path, sizeof(path), "%s/conninfo", pg->state_dir);
+    FILE *f = fopen(path, "r");
+    if (f == NULL || fgets(pg->conninfo, sizeof(pg->conninfo), f) == NULL) {
+        if (f != NULL) {
+            fclose(f);
+        }
+        return -1;
+    }
+    fclose(f);
+    pg->conninfo[strcspn(pg->conninfo, "\n")] = '\0';
+    return 0;
+}
+
+int pgserver_stop(struct pgserver *pg)
+{
+    return fixture(pg, "stop");
+}
+
+int pgserver_destroy(struct pgserver *pg)
+{
+    int rc = fixture(pg, "destroy");
+    rmdir(pg->state_dir);
+    return rc;
+}
