@@ -4,6 +4,7 @@
  */
 #include "codec.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -267,6 +268,26 @@ int gw_codec_decode(const char *buf, size_t len, struct gw_cmd *cmd, struct gw_c
         gw_cmd_fini(cmd);
     }
     return rc;
+}
+
+static int dup_field(char **dst, const char *src)
+{
+    *dst = NULL;
+    if (src != NULL && (*dst = strdup(src)) == NULL) {
+        return -1;
+    }
+    return 0;
+}
+
+int gw_cmd_copy(struct gw_cmd *dst, const struct gw_cmd *src)
+{
+    *dst = *src;
+    if (dup_field(&dst->text, src->text) != 0 || dup_field(&dst->comment, src->comment) != 0 ||
+        dup_field(&dst->token, src->token) != 0) {
+        gw_cmd_fini(dst);
+        return -ENOMEM;
+    }
+    return 0;
 }
 
 void gw_cmd_fini(struct gw_cmd *cmd)

@@ -69,6 +69,10 @@ struct gw_codec_err {
  * gw_cmd_fini), or -1 with *err filled and nothing allocated. */
 int gw_codec_decode(const char *buf, size_t len, struct gw_cmd *cmd, struct gw_codec_err *err);
 
+/* Deep-copy src into dst (dst owns its strings). 0, or -ENOMEM with dst
+ * left empty. */
+int gw_cmd_copy(struct gw_cmd *dst, const struct gw_cmd *src);
+
 /* Free what cmd owns; cmd may be zeroed or decoded. */
 void gw_cmd_fini(struct gw_cmd *cmd);
 

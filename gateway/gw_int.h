@@ -102,7 +102,16 @@ struct gw_room {
     char room_id[STORE_ROOM_MAX + 1];
     struct room *core; /* NULL while loading */
     struct store_room info;
-    struct gw_join *pending; /* joins waiting for the load */
+    struct gw_join *pending;      /* joins waiting for the load */
+    struct gw_deferred *deferred; /* their connections' next commands, in order */
+    size_t n_deferred;
+};
+
+/* A command that arrived while its room was loading (bounded per room). */
+struct gw_deferred {
+    struct gw_deferred *next;
+    uint64_t conn_id;
+    struct gw_cmd cmd; /* owned */
 };
 
 /* A join waiting on the store (room load, session row, history). */

@@ -21,6 +21,8 @@ const char *store_strerror(int code)
         return "database statement failed";
     case STORE_E_STOPPED:
         return "store stopped";
+    case STORE_E_NOTFOUND:
+        return "not found";
     case -EINVAL:
         return "invalid argument";
     case -ENOMEM:

@@ -89,6 +89,12 @@ static void slog(struct store *st, int level, const char *event, const char *msg
 
 /* ---- connection management (store thread) -------------------------------- */
 
+static void ignore_notice(void *arg, const char *message)
+{
+    (void)arg;
+    (void)message;
+}
+
 PGconn *store__connect(const char *conninfo, struct store_err *err)
 {
     const char *const keys[] = {"dbname", "connect_timeout", "application_name", NULL};
@@ -98,6 +104,8 @@ PGconn *store__connect(const char *conninfo, struct store_err *err)
         store__err_set(err, -ENOMEM, "out of memory connecting to PostgreSQL");
         return NULL;
     }
+    /* libpq prints server notices to stderr by default: the store never prints. */
+    PQsetNoticeProcessor(c, ignore_notice, NULL);
     if (PQstatus(c) != CONNECTION_OK) {
         /* libpq's message names host and port, never the password. */
         char msg[200];

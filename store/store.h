@@ -142,7 +142,9 @@ struct store_room {
     char client_session_id[STORE_ID_MAX + 1]; /* out: the client's Session row, "" if none */
 };
 
-/* STORE_OP_SESSION_JOIN: for a coach or client, create (or reactivate,
+/* STORE_OP_SESSION_JOIN (STORE_E_NOTFOUND: unknown appointment or user;
+ * -EINVAL: at_unix_ms or duration_minutes not positive): for a coach or
+ * client, create (or reactivate,
  * unless completed) the participant's Session row (status active,
  * startedAt, durationMinutes, roomId), mark a scheduled appointment active,
  * and make sure the room's seq row exists, in one transaction. */
@@ -161,7 +163,10 @@ struct store_session_join {
 /* STORE_OP_CHAT. In one transaction with the other chats of its batch:
  * dedupe on (appointment, user, clientMsgId), take the room's next seq,
  * insert the "Message" row and its seq. A duplicate completes with
- * duplicate = 1 and the original seq, id and time. */
+ * duplicate = 1 and the original seq, id and time. An empty session_id
+ * means the sender's Session row of the appointment. Errors: -EINVAL (an
+ * observer, no text, an empty id), STORE_E_QUERY when this chat's own row
+ * is refused (only this chat fails; the rest of the batch commits). */
 struct store_chat {
     char appointment_id[STORE_ID_MAX + 1];  /* in */
     char session_id[STORE_ID_MAX + 1];      /* in: the sender's Session row */
@@ -189,7 +194,8 @@ struct store_message {
     int64_t created_unix_ms;
 };
 
-/* STORE_OP_HISTORY: messages in ascending seq order, either those with
+/* STORE_OP_HISTORY (-EINVAL for a limit outside 1..1000): messages in
+ * ascending seq order, either those with
  * seq > after_seq (after_seq >= 0) or those before before_seq (the newest
  * `limit` of them; before_seq = INT64_MAX for the latest). */
 struct store_history {

@@ -1,0 +1,82 @@
+/*
+ * frame.c: see frame.h.
+ */
+#include "frame.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct gw_frame *gw_frame_from_json(const json_t *obj)
+{
+    size_t len = json_dumpb(obj, NULL, 0, JSON_COMPACT);
+    if (len == 0) {
+        return NULL;
+    }
+    struct gw_frame *f = malloc(sizeof(*f) + LWS_PRE + len);
+    if (f == NULL) {
+        return NULL;
+    }
+    if (json_dumpb(obj, (char *)f->buf + LWS_PRE, len, JSON_COMPACT) != len) {
+        free(f);
+        return NULL;
+    }
+    f->refs = 1;
+    f->len = len;
+    return f;
+}
+
+void gw_frame_ref(struct gw_frame *f)
+{
+    f->refs++;
+}
+
+void gw_frame_unref(struct gw_frame *f)
+{
+    if (f != NULL && --f->refs == 0) {
+        free(f);
+    }
+}
+
+void gw_outbox_init(struct gw_outbox *o, size_t max_bytes)
+{
+    memset(o, 0, sizeof(*o));
+    o->max_bytes = max_bytes;
+}
+
+void gw_outbox_fini(struct gw_outbox *o)
+{
+    while (o->len > 0) {
+        gw_outbox_pop(o);
+    }
+}
+
+int gw_outbox_push(struct gw_outbox *o, struct gw_frame *f)
+{
+    if (o->len == GW_OUTBOX_SLOTS || o->bytes + f->len > o->max_bytes) {
+        return -ENOBUFS;
+    }
+    gw_frame_ref(f);
+    o->slot[(o->head + o->len) % GW_OUTBOX_SLOTS] = f;
+    o->len++;
+    o->bytes += f->len;
+    return 0;
+}
+
+struct gw_frame *gw_outbox_peek(const struct gw_outbox *o)
+{
+    return o->len > 0 ? o->slot[o->head] : NULL;
+}
+
+void gw_outbox_pop(struct gw_outbox *o)
+{
+    if (o->len == 0) {
+        return;
+    }
+    struct gw_frame *f = o->slot[o->head];
+    o->slot[o->head] = NULL;
+    o->head = (o->head + 1) % GW_OUTBOX_SLOTS;
+    o->len--;
+    o->bytes -= f->len;
+    gw_frame_unref(f);
+}

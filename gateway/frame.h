@@ -1,0 +1,54 @@
+/*
+ * frame.h: outbound WebSocket frames and the per-connection outbox.
+ *
+ * A frame is serialized once and shared by reference among all its
+ * recipients (a chat message to every member connection). Each connection
+ * queues references in a ring bounded both in count and in bytes; a full
+ * outbox is the slow-consumer signal (close 4008), never a reason to grow.
+ * Loop thread only.
+ */
+#ifndef COACH_GW_FRAME_H
+#define COACH_GW_FRAME_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <jansson.h>
+#include <libwebsockets.h>
+
+struct gw_frame {
+    unsigned refs;
+    size_t len;          /* payload bytes */
+    unsigned char buf[]; /* LWS_PRE headroom, then the payload */
+};
+
+/* Serialize obj (borrowed) into a new frame with one reference, or NULL. */
+struct gw_frame *gw_frame_from_json(const json_t *obj);
+
+static inline unsigned char *gw_frame_payload(struct gw_frame *f)
+{
+    return f->buf + LWS_PRE;
+}
+
+void gw_frame_ref(struct gw_frame *f);
+void gw_frame_unref(struct gw_frame *f); /* NULL-safe */
+
+#define GW_OUTBOX_SLOTS 128
+
+struct gw_outbox {
+    struct gw_frame *slot[GW_OUTBOX_SLOTS];
+    size_t head, len;
+    size_t bytes, max_bytes;
+};
+
+void gw_outbox_init(struct gw_outbox *o, size_t max_bytes);
+/* Drop every queued frame. */
+void gw_outbox_fini(struct gw_outbox *o);
+/* Queue a new reference to f. 0, or -ENOBUFS when full (nothing queued). */
+int gw_outbox_push(struct gw_outbox *o, struct gw_frame *f);
+/* The oldest frame (borrowed) or NULL. */
+struct gw_frame *gw_outbox_peek(const struct gw_outbox *o);
+/* Drop the oldest frame. */
+void gw_outbox_pop(struct gw_outbox *o);
+
+#endif

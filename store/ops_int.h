@@ -1,0 +1,105 @@
+/*
+ * ops_int.h: what the store thread's operations (ops_*.c) share: their
+ * statements (queries.c), prepared once per connection, a pipeline runner,
+ * result checks and bounded copies out of a PGresult. Store thread only
+ * (or, in tests, the one thread that owns the connection); never included
+ * outside store/.
+ *
+ * Timestamps: the application's TIMESTAMP(3) columns hold UTC wall time
+ * without a zone. Every statement reads them with OPS_SQL_MS(col) and
+ * writes them with OPS_SQL_TS(param): both are exact integer arithmetic on
+ * milliseconds and do not depend on the session's TimeZone.
+ */
+#ifndef COACH_STORE_OPS_INT_H
+#define COACH_STORE_OPS_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <libpq-fe.h>
+
+#include "store.h"
+
+/* A TIMESTAMP column (UTC wall time) as int8 Unix milliseconds. */
+#define OPS_SQL_MS(col) "(extract(epoch FROM " col ") * 1000)::int8"
+/* An int8 Unix-milliseconds parameter as a TIMESTAMP (UTC wall time). */
+#define OPS_SQL_TS(param) "(TIMESTAMP '1970-01-01' + " param "::int8 * INTERVAL '1 millisecond')"
+/* now() as UTC wall time, for comparisons with TIMESTAMP columns. */
+#define OPS_SQL_NOW "(now() AT TIME ZONE 'UTC')"
+
+/* The operations' statements (their SQL and columns: queries.c). */
+enum store_q {
+    STORE_Q_BEGIN,
+    STORE_Q_COMMIT,
+    STORE_Q_AUTH_SESSION,
+    STORE_Q_AUTH_USER,
+    STORE_Q_ROOM_LOAD,
+    STORE_Q_JOIN_UPSERT,
+    STORE_Q_JOIN_APPOINTMENT,
+    STORE_Q_JOIN_ROOM,
+    STORE_Q_JOIN_RESULT,
+    STORE_Q_HISTORY_AFTER,
+    STORE_Q_HISTORY_BEFORE,
+    STORE_Q_CHAT_ROOMS,
+    STORE_Q_CHAT_LOCK,
+    STORE_Q_CHAT_NOW,
+    STORE_Q_CHAT_DEDUPE,
+    STORE_Q_CHAT_INSERT,
+    STORE_Q_N
+};
+
+/* Prepare every statement on c unless that was done already (the state
+ * lives with the connection, through a libpq event procedure, and is
+ * dropped with it). One round trip the first time, none after. 0, or
+ * STORE_E_QUERY / -ENOMEM with err filled. */
+int store__ops_ready(PGconn *c, struct store_err *err);
+
+/* Run prepared statement q with text parameters (PQexecPrepared). */
+PGresult *store__ops_exec(PGconn *c, enum store_q q, int n_params, const char *const *vals);
+
+/* One statement of a pipeline; vals/lens/fmts as for PQsendQueryPrepared. */
+struct store__ops_stmt {
+    enum store_q q;
+    int n_params;
+    const char *const *vals;
+    const int *lens;
+    const int *fmts;
+};
+
+/* Send n prepared statements in one libpq pipeline with a single Sync (one
+ * round trip), and collect their results into res[0..n) (the caller
+ * PQclears each, see store__ops_clear; entries never reached are NULL).
+ * Statements after a failed one are not run. Returns the index of the
+ * first statement whose result is not COMMAND_OK/TUPLES_OK, or n when all
+ * succeeded. */
+size_t store__ops_pipeline(PGconn *c, const struct store__ops_stmt *stmts, size_t n,
+                           PGresult **res);
+
+/* PQclear res[0..n) and set them to NULL. */
+void store__ops_clear(PGresult **res, size_t n);
+
+/* Fill err from a failed (or NULL) result: "<what>: <SQLSTATE> <primary
+ * message>" (never the DETAIL, which may quote values). A statement the
+ * server no longer knows (26000, e.g. after DISCARD ALL) makes the next
+ * store__ops_ready prepare them again. Returns STORE_E_QUERY. */
+int store__ops_fail(PGconn *c, const PGresult *res, const char *what, struct store_err *err);
+
+/* Forget that c's statements are prepared (queries.c). */
+void store__ops_forget(PGconn *c);
+
+/* Copy the value at (row, col) into dst (cap bytes, NUL-terminated).
+ * SQL NULL copies "". -1 when it does not fit (dst is then ""), else 0. */
+int store__ops_copy(char *dst, size_t cap, const PGresult *res, int row, int col);
+
+/* As store__ops_copy, but a value too long is cut at a UTF-8 character
+ * boundary instead (for display names). */
+void store__ops_copy_text(char *dst, size_t cap, const PGresult *res, int row, int col);
+
+/* The int8/int4 value at (row, col); 0 for SQL NULL or garbage. */
+int64_t store__ops_i64(const PGresult *res, int row, int col);
+
+/* Roll back the open transaction, if there is one (and the connection is
+ * still up). Never fails: a failure here is the connection's. */
+void store__ops_rollback(PGconn *c);
+
+#endif
