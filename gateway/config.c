@@ -570,10 +570,10 @@ static int parse_bool(struct gw_config *cfg, const struct setting *s, const char
 
 /* Indexes of the settings that other code refers to by name. */
 enum {
-    S_TLS_CERT = 19,
-    S_TLS_KEY = 20,
-    S_MIGRATE_ON_START = 23,
-    N_SETTINGS = 24,
+    S_TLS_CERT = 20,
+    S_TLS_KEY = 21,
+    S_MIGRATE_ON_START = 24,
+    N_SETTINGS = 25,
 };
 
 #define F(field) offsetof(struct gw_config, field)
@@ -624,6 +624,9 @@ static const struct setting settings[] = {
      "WebSocket connections per user, 1..1000", parse_int, F(max_conn_per_user), 1, 1000, 0},
     {"STORE_TIMEOUT_MS", "--store-timeout-ms", "MS", "5000",
      "timeout of one database call, 100..600000", parse_i64, F(store_timeout_ms), 100, 600000, 0},
+    {"TOKEN_RECHECK_SEC", "--token-recheck-sec", "SEC", "300",
+     "how often a connection's session token is checked for revocation, 1..300", parse_int,
+     F(token_recheck_sec), 1, 300, 0},
     {"ALLOWED_ORIGINS", "--allowed-origins", "LIST", "",
      "comma list of allowed scheme://host[:port] origins (others: 403); \"\": any", parse_origins,
      F(allowed_origins), 0, 0, SET_EMPTY_OK},

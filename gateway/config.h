@@ -56,6 +56,7 @@ struct gw_config {
     size_t max_frame_bytes;   /* MAX_FRAME_BYTES, 1024..1048576; default 16384 */
     int max_conn_per_user;    /* MAX_CONN_PER_USER, 1..1000; default 10 */
     int64_t store_timeout_ms; /* STORE_TIMEOUT_MS, 100..600000; default 5000 */
+    int token_recheck_sec;    /* TOKEN_RECHECK_SEC, 1..300; default 300: revocation checks */
     /* ALLOWED_ORIGINS: "scheme://host[:port]" entries, lowercased, in the
      * order given. Never NULL after a successful load: a NULL-terminated
      * array, empty (n_allowed_origins == 0) when any origin is allowed. */

@@ -19,8 +19,7 @@
 #include "gw_int.h"
 #include "jwt.h"
 
-#define HELLO_TIMEOUT_US       (10 * LWS_USEC_PER_SEC)
-#define REVALIDATE_INTERVAL_MS (5 * 60 * 1000)
+#define HELLO_TIMEOUT_US (10 * LWS_USEC_PER_SEC)
 
 /* ---- lookup and sending ------------------------------------------------------ */
 
@@ -185,8 +184,9 @@ static void arm_auth_timer(struct gw_conn *c)
 {
     int64_t now = gw_unix_ms();
     int64_t next = c->token_expires_unix_ms;
-    if (c->is_session_token && now + REVALIDATE_INTERVAL_MS < next) {
-        next = now + REVALIDATE_INTERVAL_MS;
+    int64_t recheck_ms = (int64_t)c->srv->cfg->token_recheck_sec * 1000;
+    if (c->is_session_token && now + recheck_ms < next) {
+        next = now + recheck_ms;
     }
     int64_t us = (next - now) * 1000;
     lws_sul_schedule(lws_get_context(c->wsi), 0, &c->auth_sul, auth_timer, us > 0 ? us : 1);

@@ -79,6 +79,7 @@ static void start_gateway(const char *extra)
                          "MAX_CONN_PER_USER=3",
                          "ALLOWED_ORIGINS=http://good.example",
                          "LOG_LEVEL=info",
+                         "TOKEN_RECHECK_SEC=1",
                          extra,
                          NULL};
     cr_assert_eq(gwproc_start(&gp, env, NULL), 0, "gateway starts");
@@ -583,4 +584,146 @@ Test(ws, chat_pipelined_right_behind_the_first_join_is_stored)
     cr_expect_str_eq(sid, "t", "the message belongs to the sender's Session row");
     free(sid);
     wsc_close(client, 1000);
+}
+
+Test(ws, revoked_session_token_closes_with_4001)
+{
+    struct wsc *coach = login(TOK_COACH);
+    cr_assert_eq(pgtest_exec(conninfo, "UPDATE \"UserSession\" SET \"isActive\" = false"
+                                       " WHERE id = 'cus1'"),
+                 0);
+    cr_expect_eq(wsc_wait_close(coach, 5000), 4001, "revocation noticed within TOKEN_RECHECK_SEC");
+    wsc_free(coach);
+}
+
+/* Read `message` frames from c until it has n of them; their seqs in out. */
+static size_t read_messages(struct wsc *c, long long *out, size_t n)
+{
+    size_t got = 0;
+    while (got < n) {
+        json_t *m = wsc_expect(c, "message", WAIT);
+        if (m == NULL) {
+            break;
+        }
+        out[got++] = num(m, "seq");
+        json_decref(m);
+    }
+    return got;
+}
+
+Test(ws, two_members_chatting_concurrently_see_everything_in_order, .timeout = 90)
+{
+    struct wsc *coach = login(TOK_COACH);
+    json_decref(join(coach, "room-1"));
+    struct wsc *client = login(TOK_CLIENT);
+    json_decref(join(client, "room-1"));
+    enum { EACH = 50 };
+    for (int i = 0; i < EACH; i++) {
+        wsc_send_json(coach,
+                      "{\"type\":\"chat\",\"room\":\"room-1\",\"clientMsgId\":\"k%d\","
+                      "\"text\":\"coach %d\"}",
+                      i, i);
+        wsc_send_json(client,
+                      "{\"type\":\"chat\",\"room\":\"room-1\",\"clientMsgId\":\"c%d\","
+                      "\"text\":\"client %d\"}",
+                      i, i);
+        if (i >= 15) {
+            /* stay under 10 chats/s per connection once the burst is spent */
+            struct timespec pace = {0, 105 * 1000000L};
+            nanosleep(&pace, NULL);
+        }
+    }
+    long long seen[2][2 * EACH];
+    struct wsc *who[2] = {coach, client};
+    for (int w = 0; w < 2; w++) {
+        size_t got = read_messages(who[w], seen[w], 2 * EACH);
+        cr_assert_eq(got, 2 * EACH, "connection %d got %zu of %d", w, got, 2 * EACH);
+        for (size_t i = 0; i < got; i++) {
+            cr_assert_eq(seen[w][i], (long long)i + 1, "in seq order without gaps");
+        }
+    }
+    for (int w = 0; w < 2; w++) {
+        json_t *e = NULL;
+        while ((e = wsc_expect(who[w], "error", 0)) != NULL) {
+            cr_expect_fail("unexpected error: %s", str(e, "code"));
+            json_decref(e);
+        }
+    }
+    char *rows = pgtest_query_value(conninfo, "SELECT count(*) || ':' || max(seq) ||"
+                                              " ':' || count(DISTINCT seq) FROM coach_message");
+    cr_expect_str_eq(rows, "100:100:100", "the database holds exactly what was delivered");
+    free(rows);
+    wsc_close(coach, 1000);
+    wsc_close(client, 1000);
+}
+
+Test(ws, a_user_on_two_connections_is_one_member)
+{
+    struct wsc *client = login(TOK_CLIENT);
+    json_decref(join(client, "room-1"));
+    struct wsc *c1 = login(TOK_COACH);
+    json_decref(join(c1, "room-1"));
+    struct wsc *c2 = login(TOK_COACH);
+    json_t *j = join(c2, "room-1");
+    cr_assert_not_null(j);
+    cr_expect_eq(json_array_size(json_object_get(j, "members")), 2, "coach listed once");
+    json_decref(j);
+    json_t *p = wsc_expect(client, "presence", WAIT);
+    cr_assert_not_null(p);
+    cr_expect_str_eq(str(p, "event"), "join");
+    json_decref(p);
+    wsc_close(c1, 1000);
+    /* The first coach connection left: no presence. A ping round trip proves
+     * nothing was queued before the pong. */
+    wsc_send_json(client, "{\"type\":\"ping\"}");
+    char *next = wsc_recv(client, WAIT, NULL);
+    cr_assert_not_null(next);
+    cr_expect(strstr(next, "\"pong\"") != NULL, "no presence leave yet: %s", next);
+    free(next);
+    wsc_close(c2, 1000);
+    p = wsc_expect(client, "presence", WAIT);
+    cr_assert_not_null(p, "leave when the last connection goes");
+    cr_expect_str_eq(str(p, "event"), "leave");
+    cr_expect_eq(json_array_size(json_object_get(p, "members")), 1);
+    json_decref(p);
+    wsc_close(client, 1000);
+}
+
+Test(ws, kill_9_during_a_burst_loses_no_acked_message)
+{
+    struct wsc *coach = login(TOK_COACH);
+    json_decref(join(coach, "room-1"));
+    for (int i = 0; i < 20; i++) {
+        wsc_send_json(coach,
+                      "{\"type\":\"chat\",\"room\":\"room-1\",\"clientMsgId\":\"x%d\","
+                      "\"text\":\"burst %d\"}",
+                      i, i);
+    }
+    char acked[20][16];
+    int n_acked = 0;
+    json_t *a = NULL;
+    while (n_acked < 8 && (a = wsc_expect(coach, "ack", WAIT)) != NULL) {
+        snprintf(acked[n_acked++], sizeof(acked[0]), "%s", str(a, "clientMsgId"));
+        json_decref(a);
+    }
+    cr_assert_eq(n_acked, 8);
+    kill(gp.pid, SIGKILL);
+    while ((a = wsc_expect(coach, "ack", 2000)) != NULL && n_acked < 20) {
+        snprintf(acked[n_acked++], sizeof(acked[0]), "%s", str(a, "clientMsgId"));
+        json_decref(a);
+    }
+    json_decref(a);
+    gwproc_stop(&gp, SIGKILL);
+    wsc_free(coach);
+    for (int i = 0; i < n_acked; i++) {
+        char sql[256];
+        snprintf(sql, sizeof(sql), "SELECT count(*) FROM coach_message WHERE client_msg_id = '%s'",
+                 acked[i]);
+        char *cnt = pgtest_query_value(conninfo, sql);
+        cr_expect_str_eq(cnt, "1", "acked %s is stored exactly once", acked[i]);
+        free(cnt);
+    }
+    char *gap = pgtest_query_value(conninfo, "SELECT count(*) = max(seq) FROM coach_message");
+    cr_expect_str_eq(gap, "t", "seq stays contiguous");
+    free(gap);
 }

@@ -102,9 +102,9 @@ static char *dump(const struct gw_config *c)
     for (size_t i = 0; i < c->n_timer_warnings; i++) {
         (void)fprintf(f, "%d,", c->timer_warnings_sec[i]);
     }
-    (void)fprintf(f, " idle=%d early=%d frame=%zu conn=%d storeto=%lld origins=", c->idle_end_sec,
-                  c->early_join_min, c->max_frame_bytes, c->max_conn_per_user,
-                  (long long)c->store_timeout_ms);
+    (void)fprintf(f, " idle=%d early=%d frame=%zu conn=%d storeto=%lld recheck=%d origins=",
+                  c->idle_end_sec, c->early_join_min, c->max_frame_bytes, c->max_conn_per_user,
+                  (long long)c->store_timeout_ms, c->token_recheck_sec);
     for (size_t i = 0; i < c->n_allowed_origins; i++) {
         (void)fprintf(f, "%s,", c->allowed_origins[i]);
     }
@@ -136,7 +136,7 @@ struct row {
     int partner;       /* row that must be set too (TLS), or -1 */
 };
 
-enum { R_TLS_CERT = 19, R_TLS_KEY = 20 };
+enum { R_TLS_CERT = 20, R_TLS_KEY = 21 };
 
 static const struct row rows[] = {
     {"DATABASE_URL", "--database-url", "postgresql://u:" SECRET_MARK "@db.example/coach",
@@ -160,6 +160,7 @@ static const struct row rows[] = {
     {"MAX_FRAME_BYTES", "--max-frame-bytes", "1024", "1048576", "16384", -1},
     {"MAX_CONN_PER_USER", "--max-conn-per-user", "3", "1000", "10", -1},
     {"STORE_TIMEOUT_MS", "--store-timeout-ms", "100", "250", "5000", -1},
+    {"TOKEN_RECHECK_SEC", "--token-recheck-sec", "1", "300", "300", -1},
     {"ALLOWED_ORIGINS", "--allowed-origins", "https://App.example.com, http://localhost:3000",
      "https://b.example", NULL, -1},
     [R_TLS_CERT] = {"TLS_CERT", "--tls-cert", cert_a, cert_b, NULL, R_TLS_KEY},
@@ -269,6 +270,7 @@ Test(config, defaults_with_empty_env)
     cr_assert_eq(cfg.max_frame_bytes, 16384);
     cr_assert_eq(cfg.max_conn_per_user, 10);
     cr_assert_eq(cfg.store_timeout_ms, 5000);
+    cr_assert_eq(cfg.token_recheck_sec, 300);
     cr_assert_not_null(cfg.allowed_origins);
     cr_assert_null(cfg.allowed_origins[0]);
     cr_assert_eq(cfg.n_allowed_origins, 0);
@@ -364,6 +366,7 @@ static void check_a(const struct gw_config *c)
     cr_assert_eq(c->max_frame_bytes, 1024);
     cr_assert_eq(c->max_conn_per_user, 3);
     cr_assert_eq(c->store_timeout_ms, 100);
+    cr_assert_eq(c->token_recheck_sec, 1);
     cr_assert_eq(c->n_allowed_origins, 2);
     cr_assert_str_eq(c->allowed_origins[0], "https://app.example.com", "lowercased");
     cr_assert_str_eq(c->allowed_origins[1], "http://localhost:3000");
@@ -396,6 +399,7 @@ static void check_b(const struct gw_config *c)
     cr_assert_eq(c->max_frame_bytes, 1048576);
     cr_assert_eq(c->max_conn_per_user, 1000);
     cr_assert_eq(c->store_timeout_ms, 250);
+    cr_assert_eq(c->token_recheck_sec, 300);
     cr_assert_eq(c->n_allowed_origins, 1);
     cr_assert_str_eq(c->allowed_origins[0], "https://b.example");
     cr_assert_str_eq(c->tls_cert, cert_b);
@@ -566,7 +570,7 @@ static const struct limit limits[] = {
     {"AI_MAX_ATTEMPTS", "", 1, 20},         {"TIMER_WARNINGS", "", 1, 86400},
     {"IDLE_END_SEC", "", 1, 86400},         {"EARLY_JOIN_MIN", "", 0, 1440},
     {"MAX_FRAME_BYTES", "", 1024, 1048576}, {"MAX_CONN_PER_USER", "", 1, 1000},
-    {"STORE_TIMEOUT_MS", "", 100, 600000},
+    {"STORE_TIMEOUT_MS", "", 100, 600000},  {"TOKEN_RECHECK_SEC", "", 1, 300},
 };
 
 static int load_number(const struct limit *l, long long v)
