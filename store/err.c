@@ -23,6 +23,12 @@ const char *store_strerror(int code)
         return "store stopped";
     case STORE_E_NOTFOUND:
         return "not found";
+    case STORE_E_CONFLICT:
+        return "already exists";
+    case STORE_E_FORBIDDEN:
+        return "not allowed";
+    case STORE_E_STATE:
+        return "not in a state that allows it";
     case -EINVAL:
         return "invalid argument";
     case -ENOMEM:

@@ -228,6 +228,24 @@ static void execute_one(struct store *st, struct store_req *req)
     case STORE_OP_CHAT:
         store__op_chat_batch(st->conn, &req, 1);
         break;
+    case STORE_OP_WARNING:
+        store__op_warning(st->conn, req);
+        break;
+    case STORE_OP_END:
+        store__op_end(st->conn, req);
+        break;
+    case STORE_OP_RATE:
+        store__op_rate(st->conn, req);
+        break;
+    case STORE_OP_SESSION_GET:
+        store__op_session_get(st->conn, req);
+        break;
+    case STORE_OP_AI_CLAIM:
+        store__op_ai_claim(st->conn, req);
+        break;
+    case STORE_OP_AI_RESULT:
+        store__op_ai_result(st->conn, req);
+        break;
     }
 }
 
@@ -454,11 +472,56 @@ struct store_req *store_req_new(enum store_op op, store_done_fn done, void *arg)
     return req;
 }
 
+static void free_strv(char **v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(v[i]);
+    }
+    free(v);
+}
+
+static void free_ai_jobs(struct store_ai_job *jobs, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free_strv(jobs[i].client_facts, jobs[i].n_client_facts);
+        free_strv(jobs[i].challenges, jobs[i].n_challenges);
+        free(jobs[i].goals);
+        free(jobs[i].symptoms);
+        free(jobs[i].last_summary);
+        free(jobs[i].transcript);
+    }
+    free(jobs);
+}
+
+/* Free the strings a request owns (by op). */
+static void free_owned(struct store_req *req)
+{
+    switch (req->op) {
+    case STORE_OP_RATE:
+        free(req->u.rate.comment);
+        break;
+    case STORE_OP_SESSION_GET:
+        free(req->u.session_get.transcript);
+        free(req->u.session_get.ai_summary);
+        free(req->u.session_get.rating_comment);
+        break;
+    case STORE_OP_AI_CLAIM:
+        free_ai_jobs(req->u.ai_claim.jobs, req->u.ai_claim.n_jobs);
+        break;
+    case STORE_OP_AI_RESULT:
+        free(req->u.ai_result.summary);
+        break;
+    default:
+        break;
+    }
+}
+
 void store_req_free(struct store_req *req)
 {
     if (req == NULL) {
         return;
     }
+    free_owned(req);
     if (req->op == STORE_OP_CHAT) {
         free(req->u.chat.text);
     } else if (req->op == STORE_OP_HISTORY) {

@@ -24,6 +24,9 @@ enum {
     STORE_E_QUERY = -1003,       /* a statement failed */
     STORE_E_STOPPED = -1004,     /* the store is shutting down */
     STORE_E_NOTFOUND = -1005,    /* no such row (token, user, room) */
+    STORE_E_CONFLICT = -1006,    /* a unique row exists already (a second rating) */
+    STORE_E_FORBIDDEN = -1007, /* the caller may not do this (not the client, not a participant) */
+    STORE_E_STATE = -1008,     /* not in a state that allows it (rating before the end) */
 };
 
 /* A caller-owned error value; msg never holds secrets (no conninfo). */
@@ -82,6 +85,12 @@ enum store_op {
     STORE_OP_SESSION_JOIN, /* a participant's Session row: create or reactivate */
     STORE_OP_CHAT,         /* store one chat message (batched: group commit) */
     STORE_OP_HISTORY,      /* a page of a room's messages */
+    STORE_OP_WARNING,      /* record a timer warning on the active Session rows */
+    STORE_OP_END,          /* end a session: rows, transcript, appointment, AI job */
+    STORE_OP_RATE,         /* the client's rating of an ended session */
+    STORE_OP_SESSION_GET,  /* a session with transcript, summary and rating */
+    STORE_OP_AI_CLAIM,     /* take due AI summary jobs, with their prompt inputs */
+    STORE_OP_AI_RESULT,    /* record an AI attempt's outcome */
 };
 
 #define STORE_ID_MAX    64  /* user, appointment, session and message ids */
@@ -209,6 +218,121 @@ struct store_history {
     int has_more;                          /* out: more exist beyond this page */
 };
 
+/* STORE_OP_WARNING: "warningsSent" = GREATEST("warningsSent", warnings_sent)
+ * on the appointment's active Session rows. */
+struct store_warning {
+    char appointment_id[STORE_ID_MAX + 1]; /* in */
+    int warnings_sent;                     /* in: the absolute count */
+};
+
+/* STORE_OP_END, one transaction, idempotent: lock the appointment; when it
+ * is already completed, change nothing and report already_ended with the
+ * stored endedAt. Otherwise every Session row of the appointment gets
+ * status 'completed', "endedAt" = ended_unix_ms and "transcript" (one line
+ * per message in seq order: "[HH:MM:SS] <displayName> (<role>): <text>",
+ * UTC, role coach/client by the appointment); the appointment becomes
+ * 'completed'; and when the session has at least one message a
+ * coach_ai_job row is created ('pending', due now) if ai_enabled, else
+ * ('skipped'). */
+struct store_end {
+    char appointment_id[STORE_ID_MAX + 1]; /* in */
+    int64_t ended_unix_ms;                 /* in */
+    char reason[16];                  /* in: coach|timer|idle|livekit|admin (recorded on the job) */
+    int ai_enabled;                   /* in: AI_SUMMARY_URL is set */
+    int already_ended;                /* out */
+    int64_t stored_ended_unix_ms;     /* out: endedAt as stored (the first end's) */
+    int n_messages;                   /* out */
+    char ai_job_id[STORE_ID_MAX + 1]; /* out: "" when no job is due */
+    int client_has_rating;            /* out: the client's Session row has a rating */
+};
+
+/* STORE_OP_RATE: insert the rating of the client's Session row. The
+ * unique index on "SessionRating"."sessionId" decides races. Errors:
+ * STORE_E_FORBIDDEN (user is not the appointment's client),
+ * STORE_E_NOTFOUND (no such room or no Session row for the client),
+ * STORE_E_STATE (the session has not ended), STORE_E_CONFLICT (rated). */
+struct store_rate {
+    char room_id[STORE_ROOM_MAX + 1];  /* in: by room (WebSocket) ... */
+    char session_id[STORE_ID_MAX + 1]; /* in: ... or by Session id (HTTP); out: the rated row */
+    char user_id[STORE_ID_MAX + 1];    /* in: the caller */
+    int rating;                        /* in: 1..5 */
+    int tip;                           /* in: 0 (none), 1, 3 or 5 -> "tipAmount" NULL or that */
+    char *comment;                     /* in: NULL or owned text (freed with the request) */
+    char rating_id[STORE_ID_MAX + 1];  /* out */
+    int64_t created_unix_ms;           /* out */
+};
+
+/* STORE_OP_SESSION_GET: a Session row for a participant of its
+ * appointment (coach, client) or an admin; STORE_E_NOTFOUND,
+ * STORE_E_FORBIDDEN otherwise. Strings owned by the request. */
+struct store_session_get {
+    char session_id[STORE_ID_MAX + 1];      /* in */
+    char user_id[STORE_ID_MAX + 1];         /* in: the caller */
+    char appointment_id[STORE_ID_MAX + 1];  /* out */
+    char room_id[STORE_ROOM_MAX + 1];       /* out */
+    char owner_id[STORE_ID_MAX + 1];        /* out: the row's "userId" */
+    char status[32];                        /* out */
+    int64_t started_unix_ms, ended_unix_ms; /* out: 0 = NULL */
+    int duration_minutes, warnings_sent;    /* out */
+    char *transcript;                       /* out: NULL when NULL */
+    char *ai_summary;                       /* out: NULL when NULL */
+    char ai_status[16];    /* out: pending|running|done|failed|skipped|"" (no job) */
+    int has_rating;        /* out: the appointment's client rating, if any */
+    int rating, tip;       /* out */
+    char *rating_comment;  /* out */
+    int64_t rated_unix_ms; /* out */
+};
+
+/* One due AI job with everything its prompt needs (strings owned). */
+struct store_ai_job {
+    char job_id[STORE_ID_MAX + 1];
+    char appointment_id[STORE_ID_MAX + 1];
+    char room_id[STORE_ROOM_MAX + 1];
+    char coach_id[STORE_ID_MAX + 1];
+    int attempt; /* 1 for the first try */
+    char coach_name[STORE_NAME_MAX + 1];
+    char client_name[STORE_NAME_MAX + 1];
+    char **client_facts; /* "Profile"."clientFacts" (n_client_facts entries) */
+    size_t n_client_facts;
+    char **challenges;
+    size_t n_challenges;
+    char *goals;        /* "intakeCoachingGoals", NULL when NULL */
+    char *symptoms;     /* "intakeSymptoms" */
+    char *last_summary; /* "lastSummary" */
+    char *transcript;   /* the Session rows' transcript */
+};
+
+/* STORE_OP_AI_CLAIM: up to max_jobs jobs that are due ('pending' or
+ * 'retry' with next_at <= now, or 'running' whose lease expired: a crash),
+ * FOR UPDATE SKIP LOCKED, marked 'running' with attempts + 1 and a lease
+ * of lease_ms. */
+struct store_ai_claim {
+    int max_jobs;              /* in: 1..16 */
+    int64_t lease_ms;          /* in */
+    struct store_ai_job *jobs; /* out: owned */
+    size_t n_jobs;             /* out */
+    int64_t next_due_unix_ms;  /* out: earliest next_at of the remaining jobs, 0 if none */
+};
+
+enum store_ai_outcome {
+    STORE_AI_DONE,   /* summary: write it to every Session row's "aiSummary"
+                        and the client's "Profile"."lastSummary" (created if missing) */
+    STORE_AI_RETRY,  /* due again at next_unix_ms */
+    STORE_AI_FAILED, /* permanent */
+};
+
+/* STORE_OP_AI_RESULT: record one attempt, in one transaction. */
+struct store_ai_result {
+    char job_id[STORE_ID_MAX + 1];         /* in */
+    enum store_ai_outcome outcome;         /* in */
+    char *summary;                         /* in: DONE, owned */
+    int64_t next_unix_ms;                  /* in: RETRY */
+    char error[256];                       /* in: last error text (never secrets) */
+    char appointment_id[STORE_ID_MAX + 1]; /* out */
+    char room_id[STORE_ROOM_MAX + 1];      /* out: for the `summary` event */
+    char session_id[STORE_ID_MAX + 1];     /* out: the coach's Session row */
+};
+
 struct store_req {
     enum store_op op;
     store_done_fn done;  /* loop thread */
@@ -226,6 +350,12 @@ struct store_req {
         struct store_session_join join;
         struct store_chat chat;
         struct store_history history;
+        struct store_warning warning;
+        struct store_end end;
+        struct store_rate rate;
+        struct store_session_get session_get;
+        struct store_ai_claim ai_claim;
+        struct store_ai_result ai_result;
     } u;
     struct store_req *next; /* queue link, owned by the store while queued */
 };

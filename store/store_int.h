@@ -33,6 +33,12 @@ void store__op_auth_user(PGconn *c, struct store_req *req);
 void store__op_room_load(PGconn *c, struct store_req *req);
 void store__op_session_join(PGconn *c, struct store_req *req);
 void store__op_history(PGconn *c, struct store_req *req);
+void store__op_warning(PGconn *c, struct store_req *req);
+void store__op_end(PGconn *c, struct store_req *req);
+void store__op_rate(PGconn *c, struct store_req *req);
+void store__op_session_get(PGconn *c, struct store_req *req);
+void store__op_ai_claim(PGconn *c, struct store_req *req);
+void store__op_ai_result(PGconn *c, struct store_req *req);
 
 /* Store n (1..256) chat requests in one transaction: the group commit.
  * Each request completes on its own: one that fails (e.g. its Session row
