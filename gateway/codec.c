@@ -290,6 +290,23 @@ int gw_cmd_copy(struct gw_cmd *dst, const struct gw_cmd *src)
     return 0;
 }
 
+int gw_codec_decode_rating(const char *buf, size_t len, struct gw_cmd *cmd,
+                           struct gw_codec_err *err)
+{
+    memset(cmd, 0, sizeof(*cmd));
+    memset(err, 0, sizeof(*err));
+    cmd->type = GW_C_RATE;
+    json_t *o = json_loadb(buf, len, JSON_REJECT_DUPLICATES, NULL);
+    int rc = o == NULL            ? fail(err, "bad_request", "body is not valid JSON")
+             : !json_is_object(o) ? fail(err, "bad_request", "body must be a JSON object")
+                                  : decode_rate(o, cmd, err);
+    json_decref(o);
+    if (rc != 0) {
+        gw_cmd_fini(cmd);
+    }
+    return rc;
+}
+
 void gw_cmd_fini(struct gw_cmd *cmd)
 {
     free(cmd->text);

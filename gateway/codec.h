@@ -69,6 +69,12 @@ struct gw_codec_err {
  * gw_cmd_fini), or -1 with *err filled and nothing allocated. */
 int gw_codec_decode(const char *buf, size_t len, struct gw_cmd *cmd, struct gw_codec_err *err);
 
+/* Decode the body of POST /api/sessions/{id}/rating: the fields of a WS
+ * `rate` (rating, optional comment and tip) in one JSON object. Same
+ * result and error rules as gw_codec_decode; cmd->type is GW_C_RATE. */
+int gw_codec_decode_rating(const char *buf, size_t len, struct gw_cmd *cmd,
+                           struct gw_codec_err *err);
+
 /* Deep-copy src into dst (dst owns its strings). 0, or -ENOMEM with dst
  * left empty. */
 int gw_cmd_copy(struct gw_cmd *dst, const struct gw_cmd *src);

@@ -46,13 +46,25 @@ struct gw_server {
     volatile sig_atomic_t *stop; /* main's flag */
     bool draining;
     int64_t drain_deadline_ms;
+    int64_t next_sweep_ms; /* monotonic: next gw_rooms_sweep */
     int port;
 };
+
+#define GW_API_BODY_MAX 16384
 
 /* Per-HTTP-connection state (lws per_session_data). Loop thread only. */
 struct gw_http {
     struct lws *wsi;
+    struct gw_server *srv;
     struct store_req *pending; /* owned by the store until its done callback */
+    /* An /api request in progress (api.c). */
+    bool api_post;
+    char api_session_id[STORE_ID_MAX + 1];
+    char *api_token; /* the Bearer token, owned, wiped */
+    char *api_body;  /* POST body, owned, at most GW_API_BODY_MAX */
+    size_t api_body_len;
+    bool api_too_large;
+    struct store_user api_user;
     bool has_response;
     unsigned int status;
     const char *content_type;
@@ -70,8 +82,10 @@ enum gw_conn_state {
 
 /* A connection's view of one room it joined. */
 struct gw_conn_room {
-    struct gw_room *room; /* borrowed (rooms live until shutdown) */
-    bool joining;         /* `joined` not sent yet: deliveries are in its history */
+    struct gw_room *room;     /* borrowed (rooms live until shutdown) */
+    bool joining;             /* `joined` not sent yet: deliveries are in its history */
+    struct gw_frame *held[4]; /* timer / session.ended that came while joining */
+    size_t n_held;
 };
 
 /* Per-WebSocket-connection state: lws's per_session_data for coachroom.v1.
@@ -100,7 +114,14 @@ struct gw_conn {
 /* A loaded room: the pure core plus what the gateway keeps beside it. */
 struct gw_room {
     char room_id[STORE_ROOM_MAX + 1];
-    struct room *core; /* NULL while loading */
+    struct gw_server *srv;
+    struct room *core;            /* NULL while loading */
+    lws_sorted_usec_list_t timer; /* the room clock: room_next_deadline_ms() */
+    int64_t timer_at_unix_ms;     /* armed deadline, ROOM_NO_DEADLINE when none */
+    lws_sorted_usec_list_t end_retry;
+    struct room_fx end_fx; /* the END being persisted (kept for retries) */
+    bool end_pending;      /* END submitted, not yet committed */
+    int end_attempts;
     struct store_room info;
     struct gw_join *pending;      /* joins waiting for the load */
     struct gw_deferred *deferred; /* their connections' next commands, in order */
@@ -163,6 +184,25 @@ void gw_conn_close(struct gw_conn *c, int code, const char *reason);
 void gw_room_cmd(struct gw_conn *c, const struct gw_cmd *cmd);
 /* wsroom.c: c is closing: leave its rooms with presence effects. */
 void gw_room_disconnect(struct gw_conn *c);
+/* life.c: re-arm g's clock timer after anything that may move its deadline. */
+void gw_life_rearm(struct gw_room *g);
+/* life.c: execute a WARNING or END effect of g. */
+void gw_life_warning(struct gw_server *srv, struct gw_room *g, const struct room_fx *fx);
+void gw_life_end(struct gw_server *srv, struct gw_room *g, const struct room_fx *fx);
+/* life.c: the `end` and `rate` commands of a joined connection. */
+void gw_life_cmd_end(struct gw_conn *c, struct gw_room *g, const struct gw_cmd *cmd);
+void gw_life_cmd_rate(struct gw_conn *c, struct gw_room *g, const struct gw_cmd *cmd);
+/* aijobs.c: look for due AI summary jobs now (an ending just queued one). */
+void gw_ai_kick(struct gw_server *srv);
+
+/* life.c: cancel g's timers (before freeing g). */
+void gw_life_stop(struct gw_room *g);
+
+/* wsroom.c: load the rooms whose session runs (status active) that are not
+ * in memory, so their clocks run without anyone joining (start-up, then
+ * periodically). */
+void gw_rooms_sweep(struct gw_server *srv);
+
 /* wsroom.c: free every room (shutdown). */
 void gw_rooms_free(struct gw_server *srv);
 
@@ -172,6 +212,21 @@ void gw_stats_error(struct gw_stats *st, const char *code);
 void gw_stats_persist(struct gw_stats *st, int64_t commit_us);
 /* metrics.c: the Prometheus text exposition into a malloc'd string. */
 char *gw_metrics_render(const struct gw_server *srv, size_t *len);
+
+/* http.c: answer h with status and a JSON body (copied). */
+void gw_http_respond(struct gw_http *h, unsigned int status, const char *body);
+/* http.c: answer h with {"error":{"code","message"}}. */
+void gw_http_error(struct gw_http *h, unsigned int status, const char *code, const char *message);
+/* http.c: answer h with obj (taken) serialized. */
+void gw_http_respond_json(struct gw_http *h, unsigned int status, json_t *obj);
+
+/* api.c: an /api/ request arrived (LWS_CALLBACK_HTTP). */
+void gw_api_begin(struct gw_server *srv, struct gw_http *h, const char *path, bool is_get);
+/* api.c: a piece of its body, and its end. */
+void gw_api_body(struct gw_http *h, const void *in, size_t len);
+void gw_api_body_done(struct gw_http *h);
+/* api.c: free what h's API request owns. */
+void gw_api_fini(struct gw_http *h);
 
 /* The lws protocol callback for plain HTTP (protocols[0]). */
 int gw_http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,

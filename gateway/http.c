@@ -28,7 +28,7 @@ static void respond_take(struct gw_http *h, unsigned int status, const char *typ
     lws_callback_on_writable(h->wsi);
 }
 
-static void respond(struct gw_http *h, unsigned int status, const char *body)
+void gw_http_respond(struct gw_http *h, unsigned int status, const char *body)
 {
     char *copy = strdup(body);
     if (copy == NULL) {
@@ -38,12 +38,22 @@ static void respond(struct gw_http *h, unsigned int status, const char *body)
     respond_take(h, status, "application/json", copy, strlen(copy));
 }
 
-static void respond_error(struct gw_http *h, unsigned int status, const char *code,
-                          const char *message)
+void gw_http_respond_json(struct gw_http *h, unsigned int status, json_t *obj)
+{
+    char *text = obj != NULL ? json_dumps(obj, JSON_COMPACT) : NULL;
+    json_decref(obj);
+    if (text == NULL) {
+        gw_http_error(h, 503, "unavailable", "out of memory");
+        return;
+    }
+    respond_take(h, status, "application/json", text, strlen(text));
+}
+
+void gw_http_error(struct gw_http *h, unsigned int status, const char *code, const char *message)
 {
     char body[GW_HTTP_BODY_MAX];
     snprintf(body, sizeof(body), "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}", code, message);
-    respond(h, status, body);
+    gw_http_respond(h, status, body);
 }
 
 static void readyz_done(struct store_req *req)
@@ -52,11 +62,11 @@ static void readyz_done(struct store_req *req)
     if (h != NULL) {
         h->pending = NULL;
         if (req->rc == 0) {
-            respond(h, 200, "{\"status\":\"ready\"}");
+            gw_http_respond(h, 200, "{\"status\":\"ready\"}");
         } else if (req->rc == STORE_E_SCHEMA) {
-            respond(h, 503, "{\"status\":\"not_ready\",\"reason\":\"migrations\"}");
+            gw_http_respond(h, 503, "{\"status\":\"not_ready\",\"reason\":\"migrations\"}");
         } else {
-            respond(h, 503, "{\"status\":\"not_ready\",\"reason\":\"database\"}");
+            gw_http_respond(h, 503, "{\"status\":\"not_ready\",\"reason\":\"database\"}");
         }
     }
     store_req_free(req);
@@ -66,13 +76,13 @@ static void route_readyz(struct gw_server *srv, struct gw_http *h)
 {
     struct store_req *req = store_req_new(STORE_OP_HEALTH, readyz_done, h);
     if (req == NULL) {
-        respond_error(h, 503, "unavailable", "out of memory");
+        gw_http_error(h, 503, "unavailable", "out of memory");
         return;
     }
     int rc = store_submit(srv->store, req, gw_now_ms());
     if (rc != 0) {
         store_req_free(req);
-        respond(h, 503, "{\"status\":\"not_ready\",\"reason\":\"busy\"}");
+        gw_http_respond(h, 503, "{\"status\":\"not_ready\",\"reason\":\"busy\"}");
         return;
     }
     h->pending = req;
@@ -88,7 +98,7 @@ static void route_metrics(struct gw_server *srv, struct gw_http *h)
     size_t len = 0;
     char *text = gw_metrics_render(srv, &len);
     if (text == NULL) {
-        respond_error(h, 503, "unavailable", "out of memory");
+        gw_http_error(h, 503, "unavailable", "out of memory");
         return;
     }
     respond_take(h, 200, "text/plain; version=0.0.4; charset=utf-8", text, len);
@@ -101,21 +111,25 @@ static void route(struct gw_server *srv, struct gw_http *h, const char *path)
         if (get) {
             route_metrics(srv, h);
         } else {
-            respond_error(h, 405, "bad_request", "method not allowed");
+            gw_http_error(h, 405, "bad_request", "method not allowed");
         }
         return;
     }
     if (strcmp(path, "/healthz") == 0 || strcmp(path, "/readyz") == 0) {
         if (!get) {
-            respond_error(h, 405, "bad_request", "method not allowed");
+            gw_http_error(h, 405, "bad_request", "method not allowed");
         } else if (path[1] == 'h') {
-            respond(h, 200, "{\"status\":\"ok\"}");
+            gw_http_respond(h, 200, "{\"status\":\"ok\"}");
         } else {
             route_readyz(srv, h);
         }
         return;
     }
-    respond_error(h, 404, "not_found", "no such route");
+    if (strncmp(path, "/api/", 5) == 0) {
+        gw_api_begin(srv, h, path, get);
+        return;
+    }
+    gw_http_error(h, 404, "not_found", "no such route");
 }
 
 static int write_response_buf(struct gw_http *h, unsigned char *buf, size_t cap)
@@ -164,6 +178,7 @@ static void detach(struct gw_http *h)
     free(h->body);
     h->body = NULL;
     h->has_response = false;
+    gw_api_fini(h);
 }
 
 int gw_http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
@@ -179,12 +194,16 @@ int gw_http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *us
             return -1; /* pipelined request while one is pending */
         }
         h->wsi = wsi;
+        h->srv = srv;
         route(srv, h, in != NULL ? (const char *)in : "/");
         return 0;
     case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
         return gw_ws_confirm_upgrade(srv, wsi);
     case LWS_CALLBACK_HTTP_BODY:
-        (void)len;
+        gw_api_body(h, in, len);
+        return 0;
+    case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+        gw_api_body_done(h);
         return 0;
     case LWS_CALLBACK_HTTP_WRITEABLE:
         return h != NULL && h->has_response ? write_response(h) : 0;

@@ -130,6 +130,10 @@ static void tick(lws_sorted_usec_list_t *sul)
         gw_log(GW_LOG_NOTICE, "gw.draining", "in_flight=%zu connections=%zu",
                store_in_flight(srv->store), srv->n_conns);
     }
+    if (!srv->draining && gw_now_ms() >= srv->next_sweep_ms) {
+        srv->next_sweep_ms = gw_now_ms() + 60000;
+        gw_rooms_sweep(srv);
+    }
     if (srv->draining && store_in_flight(srv->store) == 0) {
         /* Work finished: say goodbye (1001) behind what each outbox holds. */
         gw_map_each(srv->conns_by_id, close_for_drain, NULL);

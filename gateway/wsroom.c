@@ -16,24 +16,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gw_int.h"
 #include "msgs.h"
+#include "wsroom_int.h"
 
 #define RECOVERY_LIMIT 1000
 #define JOIN_HISTORY   50
 
-/* A join, or a command, on its way through the store. */
-struct wctx {
-    struct gw_server *srv;
-    struct gw_room *room; /* borrowed: rooms live until shutdown */
-    struct gw_join join;  /* conn id, request id, since, room id */
-    char client_msg_id[GW_ID_MAX + 1];
-    int64_t submitted_ms;
-};
-
 /* ---- helpers -------------------------------------------------------------------------- */
 
-static struct gw_conn_room *conn_slot(struct gw_conn *c, const struct gw_room *g)
+struct gw_conn_room *gw__conn_slot(struct gw_conn *c, const struct gw_room *g)
 {
     for (size_t i = 0; i < ROOM_CONN_MAX_ROOMS; i++) {
         if (c->rooms[i].room == g) {
@@ -43,7 +34,7 @@ static struct gw_conn_room *conn_slot(struct gw_conn *c, const struct gw_room *g
     return NULL;
 }
 
-static struct gw_conn_room *conn_slot_core(struct gw_conn *c, const struct room *core)
+struct gw_conn_room *gw__conn_slot_core(struct gw_conn *c, const struct room *core)
 {
     for (size_t i = 0; i < ROOM_CONN_MAX_ROOMS; i++) {
         if (c->rooms[i].room != NULL && c->rooms[i].room->core == core) {
@@ -53,21 +44,22 @@ static struct gw_conn_room *conn_slot_core(struct gw_conn *c, const struct room 
     return NULL;
 }
 
-static void conn_slot_drop(struct gw_conn *c, const struct gw_room *g)
+void gw__conn_slot_drop(struct gw_conn *c, const struct gw_room *g)
 {
-    struct gw_conn_room *s = conn_slot(c, g);
+    struct gw_conn_room *s = gw__conn_slot(c, g);
     if (s != NULL) {
+        gw__release_held(c, s, false);
         s->room = NULL;
         s->joining = false;
     }
 }
 
-static const char *id_of(const struct gw_join *j)
+const char *gw__id_of(const struct gw_join *j)
 {
     return j->has_id ? j->id : NULL;
 }
 
-static void reply(struct gw_conn *c, json_t *o, const char *id)
+void gw__reply(struct gw_conn *c, json_t *o, const char *id)
 {
     if (o == NULL) {
         gw_conn_close(c, 1011, "internal error");
@@ -80,15 +72,15 @@ static void reply(struct gw_conn *c, json_t *o, const char *id)
     json_decref(o);
 }
 
-static const char *store_error_code(int rc)
+const char *gw__store_error_code(int rc)
 {
     return rc == STORE_E_UNAVAILABLE || rc == STORE_E_FULL || rc == STORE_E_STOPPED ? "unavailable"
                                                                                     : "internal";
 }
 
-static struct wctx *wctx_new(struct gw_server *srv, struct gw_room *g, const struct gw_join *j)
+struct gw_wctx *gw__wctx_new(struct gw_server *srv, struct gw_room *g, const struct gw_join *j)
 {
-    struct wctx *w = calloc(1, sizeof(*w));
+    struct gw_wctx *w = calloc(1, sizeof(*w));
     if (w != NULL) {
         w->srv = srv;
         w->room = g;
@@ -101,7 +93,7 @@ static struct wctx *wctx_new(struct gw_server *srv, struct gw_room *g, const str
 
 /* Submit req with w as its context; on failure both are freed and the
  * connection (if any) hears `unavailable`. */
-static int submit(struct gw_conn *c, struct store_req *req, struct wctx *w)
+int gw__submit(struct gw_conn *c, struct store_req *req, struct gw_wctx *w)
 {
     if (req == NULL || w == NULL) {
         store_req_free(req);
@@ -115,8 +107,8 @@ static int submit(struct gw_conn *c, struct store_req *req, struct wctx *w)
     int rc = store_submit(w->srv->store, req, gw_now_ms());
     if (rc != 0) {
         if (c != NULL) {
-            gw_conn_error(c, "unavailable", "server busy; retry", id_of(&w->join), w->join.room_id,
-                          w->client_msg_id, 0);
+            gw_conn_error(c, "unavailable", "server busy; retry", gw__id_of(&w->join),
+                          w->join.room_id, w->client_msg_id, 0);
         }
         store_req_free(req);
         free(w);
@@ -126,8 +118,33 @@ static int submit(struct gw_conn *c, struct store_req *req, struct wctx *w)
 
 /* ---- effects ---------------------------------------------------------------------------- */
 
-/* Send frame f to the connections fx designates (never to joining ones). */
-static size_t send_to_targets(struct gw_server *srv, const struct room_fx *fx, struct gw_frame *f)
+int gw__room_send(struct gw_conn *c, struct gw_conn_room *s, struct gw_frame *f, bool hold)
+{
+    if (s == NULL || !s->joining) {
+        return gw_conn_send(c, f) == 0;
+    }
+    if (!hold || s->n_held == sizeof(s->held) / sizeof(s->held[0])) {
+        return 0;
+    }
+    gw_frame_ref(f);
+    s->held[s->n_held++] = f;
+    return 1;
+}
+
+void gw__release_held(struct gw_conn *c, struct gw_conn_room *s, bool send)
+{
+    for (size_t i = 0; i < s->n_held; i++) {
+        if (send) {
+            gw_conn_send(c, s->held[i]);
+        }
+        gw_frame_unref(s->held[i]);
+        s->held[i] = NULL;
+    }
+    s->n_held = 0;
+}
+
+size_t gw__send_to_targets(struct gw_server *srv, const struct room_fx *fx, struct gw_frame *f,
+                           bool hold)
 {
     size_t sent = 0;
     if (fx->to.kind == ROOM_TO_CONN) {
@@ -141,18 +158,12 @@ static size_t send_to_targets(struct gw_server *srv, const struct room_fx *fx, s
     size_t n = room_fx_recipients(fx, rcs, 256);
     for (size_t i = 0; i < n && i < 256; i++) {
         struct gw_conn *c = rcs[i]->user;
-        struct gw_conn_room *s = conn_slot_core(c, fx->room);
-        if (s != NULL && s->joining) {
-            continue;
-        }
-        if (gw_conn_send(c, f) == 0) {
-            sent++;
-        }
+        sent += (size_t)gw__room_send(c, gw__conn_slot_core(c, fx->room), f, hold);
     }
     return sent;
 }
 
-static void send_fx_json(struct gw_server *srv, const struct room_fx *fx, json_t *o)
+void gw__send_fx_json(struct gw_server *srv, const struct room_fx *fx, json_t *o, bool hold)
 {
     if (o == NULL) {
         return;
@@ -160,7 +171,7 @@ static void send_fx_json(struct gw_server *srv, const struct room_fx *fx, json_t
     struct gw_frame *f = gw_frame_from_json(o);
     json_decref(o);
     if (f != NULL) {
-        send_to_targets(srv, fx, f);
+        gw__send_to_targets(srv, fx, f, hold);
         gw_frame_unref(f);
     }
 }
@@ -170,14 +181,14 @@ static void apply_presence(struct gw_server *srv, const struct room_fx *fx)
     json_t *o = json_pack("{s:s, s:s, s:s, s:o, s:o}", "type", "presence", "room",
                           room_id(fx->room), "event", fx->is_join ? "join" : "leave", "member",
                           gw_msg_member(&fx->user), "members", gw_msg_members(fx->room));
-    send_fx_json(srv, fx, o);
+    gw__send_fx_json(srv, fx, o, false);
 }
 
 static void apply_typing(struct gw_server *srv, const struct room_fx *fx)
 {
     json_t *o = json_pack("{s:s, s:s, s:s, s:b}", "type", "typing", "room", room_id(fx->room),
                           "userId", fx->user.id, "state", fx->state);
-    send_fx_json(srv, fx, o);
+    gw__send_fx_json(srv, fx, o, false);
 }
 
 static void session_done(struct store_req *req);
@@ -188,7 +199,7 @@ static void apply_session(struct gw_server *srv, struct gw_room *g, const struct
                           const struct gw_join *join)
 {
     struct gw_join none = {0};
-    struct wctx *w = wctx_new(srv, g, join != NULL ? join : &none);
+    struct gw_wctx *w = gw__wctx_new(srv, g, join != NULL ? join : &none);
     struct store_req *req = store_req_new(STORE_OP_SESSION_JOIN, session_done, NULL);
     if (req != NULL) {
         struct store_session_join *sj = &req->u.join;
@@ -198,19 +209,21 @@ static void apply_session(struct gw_server *srv, struct gw_room *g, const struct
         sj->at_unix_ms = fx->kind == ROOM_FX_SESSION_START ? fx->started_unix_ms : fx->at_unix_ms;
         sj->duration_minutes = fx->duration_min;
     }
-    submit(join != NULL ? gw_conn_find(srv, join->conn_id) : NULL, req, w);
+    gw__submit(join != NULL ? gw_conn_find(srv, join->conn_id) : NULL, req, w);
 }
 
 /* Execute fx in order. join: the join these effects belong to, if any. */
-static void apply_fx(struct gw_server *srv, struct gw_room *g, const struct room_fx_list *fx,
-                     const struct gw_join *join)
+void gw__apply_fx(struct gw_server *srv, struct gw_room *g, const struct room_fx_list *fx,
+                  const struct gw_join *join)
 {
     for (size_t i = 0; i < fx->len; i++) {
         const struct room_fx *e = &fx->v[i];
+        struct gw_room *rg =
+            g != NULL ? g : gw_map_get(srv->rooms, room_id(e->room), strlen(room_id(e->room)));
         switch (e->kind) {
         case ROOM_FX_SESSION_START:
         case ROOM_FX_SESSION_JOIN:
-            apply_session(srv, g, e, join);
+            apply_session(srv, rg, e, join);
             break;
         case ROOM_FX_PRESENCE:
             apply_presence(srv, e);
@@ -224,11 +237,14 @@ static void apply_fx(struct gw_server *srv, struct gw_room *g, const struct room
             /* handled where the chat's data is at hand (cmd_chat, chat_done) */
             break;
         case ROOM_FX_WARNING:
+            gw_life_warning(srv, rg, e);
+            break;
         case ROOM_FX_END:
-            /* produced only by room_on_tick/room_on_end, not driven yet */
+            gw_life_end(srv, rg, e);
             break;
         }
     }
+    gw_life_rearm(g);
 }
 
 /* ---- join ----------------------------------------------------------------------------------- */
@@ -242,9 +258,9 @@ static void abort_join(struct gw_conn *c, struct gw_room *g)
     struct room_fx_list fx;
     room_fx_reset(&fx);
     if (room_on_leave(g->core, &c->rc, gw_unix_ms(), &fx) == 0) {
-        apply_fx(c->srv, g, &fx, NULL);
+        gw__apply_fx(c->srv, g, &fx, NULL);
     }
-    conn_slot_drop(c, g);
+    gw__conn_slot_drop(c, g);
 }
 
 static bool has_session_fx(const struct room_fx_list *fx)
@@ -259,9 +275,9 @@ static bool has_session_fx(const struct room_fx_list *fx)
 
 static bool take_slot(struct gw_conn *c, struct gw_room *g)
 {
-    struct gw_conn_room *s = conn_slot(c, g);
+    struct gw_conn_room *s = gw__conn_slot(c, g);
     if (s == NULL) {
-        s = conn_slot(c, NULL);
+        s = gw__conn_slot(c, NULL);
     }
     if (s == NULL) {
         return false;
@@ -280,12 +296,12 @@ static void do_join(struct gw_conn *c, struct gw_room *g, const struct gw_join *
     int rc = room_on_join(g->core, &c->rc, &in, gw_unix_ms(), &fx);
     if (rc != 0 || !take_slot(c, g)) {
         gw_conn_error(c, rc != 0 ? room_err_code(rc) : "rate_limited",
-                      rc != 0 ? room_strerror(rc) : "too many rooms", id_of(j), g->room_id, NULL,
-                      0);
+                      rc != 0 ? room_strerror(rc) : "too many rooms", gw__id_of(j), g->room_id,
+                      NULL, 0);
         return;
     }
     bool wait_session = has_session_fx(&fx);
-    apply_fx(c->srv, g, &fx, j);
+    gw__apply_fx(c->srv, g, &fx, j);
     if (!wait_session) {
         history_for_join(c->srv, g, j);
     }
@@ -293,7 +309,7 @@ static void do_join(struct gw_conn *c, struct gw_room *g, const struct gw_join *
 
 static void session_done(struct store_req *req)
 {
-    struct wctx *w = req->arg;
+    struct gw_wctx *w = req->arg;
     struct gw_room *g = w->room;
     if (req->rc == 0) {
         const struct room_member_info *coach = room_participant(g->core, ROOM_ROLE_COACH);
@@ -308,8 +324,8 @@ static void session_done(struct store_req *req)
         struct gw_conn *c = gw_conn_find(w->srv, w->join.conn_id);
         if (c != NULL && req->rc != 0) {
             abort_join(c, g);
-            gw_conn_error(c, store_error_code(req->rc), "cannot start the session; retry",
-                          id_of(&w->join), g->room_id, NULL, 0);
+            gw_conn_error(c, gw__store_error_code(req->rc), "cannot start the session; retry",
+                          gw__id_of(&w->join), g->room_id, NULL, 0);
         } else if (c != NULL) {
             history_for_join(w->srv, g, &w->join);
         }
@@ -349,23 +365,24 @@ static void send_joined(struct gw_conn *c, struct gw_room *g, const struct store
                   session_json(g, room_conn_role(g->core, &c->rc)), "members",
                   gw_msg_members(g->core), "lastSeq", (json_int_t)room_last_seq(g->core), "history",
                   gw_msg_message_list(h->msgs, h->n_msgs), "truncated", h->has_more);
-    reply(c, o, id_of(j));
+    gw__reply(c, o, gw__id_of(j));
 }
 
 static void history_join_done(struct store_req *req)
 {
-    struct wctx *w = req->arg;
+    struct gw_wctx *w = req->arg;
     struct gw_conn *c = gw_conn_find(w->srv, w->join.conn_id);
-    struct gw_conn_room *s = c != NULL ? conn_slot(c, w->room) : NULL;
+    struct gw_conn_room *s = c != NULL ? gw__conn_slot(c, w->room) : NULL;
     if (s == NULL) {
         /* the connection left or closed meanwhile */
     } else if (req->rc != 0) {
         abort_join(c, w->room);
-        gw_conn_error(c, store_error_code(req->rc), "cannot load the room's history; retry",
-                      id_of(&w->join), w->room->room_id, NULL, 0);
+        gw_conn_error(c, gw__store_error_code(req->rc), "cannot load the room's history; retry",
+                      gw__id_of(&w->join), w->room->room_id, NULL, 0);
     } else {
         send_joined(c, w->room, &req->u.history, &w->join);
         s->joining = false;
+        gw__release_held(c, s, true);
     }
     store_req_free(req);
     free(w);
@@ -373,7 +390,7 @@ static void history_join_done(struct store_req *req)
 
 static void history_for_join(struct gw_server *srv, struct gw_room *g, const struct gw_join *j)
 {
-    struct wctx *w = wctx_new(srv, g, j);
+    struct gw_wctx *w = gw__wctx_new(srv, g, j);
     struct store_req *req = store_req_new(STORE_OP_HISTORY, history_join_done, NULL);
     if (req != NULL) {
         struct store_history *h = &req->u.history;
@@ -384,7 +401,7 @@ static void history_for_join(struct gw_server *srv, struct gw_room *g, const str
         h->limit = j->has_since ? RECOVERY_LIMIT : JOIN_HISTORY;
     }
     struct gw_conn *c = gw_conn_find(srv, j->conn_id);
-    if (submit(c, req, w) != 0 && c != NULL) {
+    if (gw__submit(c, req, w) != 0 && c != NULL) {
         abort_join(c, g);
     }
 }
@@ -491,7 +508,7 @@ static void fail_pending(struct gw_server *srv, struct gw_join *list, const char
         struct gw_join *next = list->next;
         struct gw_conn *c = gw_conn_find(srv, list->conn_id);
         if (c != NULL) {
-            gw_conn_error(c, code, msg, id_of(list), list->room_id, NULL, 0);
+            gw_conn_error(c, code, msg, gw__id_of(list), list->room_id, NULL, 0);
         }
         free(list);
         list = next;
@@ -500,7 +517,7 @@ static void fail_pending(struct gw_server *srv, struct gw_join *list, const char
 
 static void room_load_done(struct store_req *req)
 {
-    struct wctx *w = req->arg;
+    struct gw_wctx *w = req->arg;
     struct gw_server *srv = w->srv;
     struct gw_room *g = w->room;
     struct gw_join *pending = g->pending;
@@ -516,11 +533,12 @@ static void room_load_done(struct store_req *req)
     if (rc != 0) {
         gw_map_del(srv->rooms, g->room_id, strlen(g->room_id));
         free(g);
-        const char *code = rc == STORE_E_NOTFOUND ? "not_found" : store_error_code(rc);
+        const char *code = rc == STORE_E_NOTFOUND ? "not_found" : gw__store_error_code(rc);
         const char *msg = rc == STORE_E_NOTFOUND ? "no such room" : "cannot load the room; retry";
         fail_pending(srv, pending, code, msg);
         flush_deferred(srv, deferred, code, msg);
     } else {
+        gw_life_rearm(g);
         gw_log(GW_LOG_INFO, "room.loaded", "room=%s appointment=%s last_seq=%lld", g->room_id,
                g->info.appointment_id, (long long)g->info.last_seq);
         while (pending != NULL) {
@@ -538,11 +556,11 @@ static void room_load_done(struct store_req *req)
     free(w);
 }
 
-static struct gw_room *start_load(struct gw_conn *c, const char *room_id)
+static struct gw_room *start_load(struct gw_server *srv, const char *room_id)
 {
     struct gw_room *g = calloc(1, sizeof(*g));
     struct gw_join none = {0};
-    struct wctx *w = g != NULL ? wctx_new(c->srv, g, &none) : NULL;
+    struct gw_wctx *w = g != NULL ? gw__wctx_new(srv, g, &none) : NULL;
     struct store_req *req = store_req_new(STORE_OP_ROOM_LOAD, room_load_done, NULL);
     if (g == NULL || w == NULL || req == NULL) {
         free(g);
@@ -551,17 +569,48 @@ static struct gw_room *start_load(struct gw_conn *c, const char *room_id)
         return NULL;
     }
     snprintf(g->room_id, sizeof(g->room_id), "%s", room_id);
+    g->srv = srv;
+    g->timer_at_unix_ms = ROOM_NO_DEADLINE;
     snprintf(req->u.room.room_id, sizeof(req->u.room.room_id), "%s", room_id);
     req->arg = w;
-    if (gw_map_put(c->srv->rooms, g->room_id, strlen(g->room_id), g) != 0 ||
-        store_submit(c->srv->store, req, gw_now_ms()) != 0) {
-        gw_map_del(c->srv->rooms, g->room_id, strlen(g->room_id));
+    if (gw_map_put(srv->rooms, g->room_id, strlen(g->room_id), g) != 0 ||
+        store_submit(srv->store, req, gw_now_ms()) != 0) {
+        gw_map_del(srv->rooms, g->room_id, strlen(g->room_id));
         free(g);
         free(w);
         store_req_free(req);
         return NULL;
     }
     return g;
+}
+
+static void live_rooms_done(struct store_req *req)
+{
+    struct gw_server *srv = req->arg;
+    const struct store_live_rooms *lr = &req->u.live_rooms;
+    size_t loaded = 0;
+    for (size_t i = 0; req->rc == 0 && i < lr->n_rooms; i++) {
+        const char *id = lr->room_ids[i];
+        if (gw_map_get(srv->rooms, id, strlen(id)) == NULL && start_load(srv, id) != NULL) {
+            loaded++;
+        }
+    }
+    if (loaded > 0) {
+        gw_log(GW_LOG_NOTICE, "room.resumed", "rooms=%zu", loaded);
+    }
+    store_req_free(req);
+}
+
+void gw_rooms_sweep(struct gw_server *srv)
+{
+    struct store_req *req = store_req_new(STORE_OP_LIVE_ROOMS, live_rooms_done, srv);
+    if (req == NULL) {
+        return;
+    }
+    req->u.live_rooms.max_rooms = 100000;
+    if (store_submit(srv->store, req, gw_now_ms()) != 0) {
+        store_req_free(req);
+    }
 }
 
 static void cmd_join(struct gw_conn *c, const struct gw_cmd *cmd)
@@ -572,10 +621,10 @@ static void cmd_join(struct gw_conn *c, const struct gw_cmd *cmd)
     snprintf(j.room_id, sizeof(j.room_id), "%s", cmd->room);
     struct gw_room *g = gw_map_get(c->srv->rooms, cmd->room, strlen(cmd->room));
     if (g == NULL) {
-        g = start_load(c, cmd->room);
+        g = start_load(c->srv, cmd->room);
     }
     if (g == NULL) {
-        gw_conn_error(c, "unavailable", "server busy; retry", id_of(&j), cmd->room, NULL, 0);
+        gw_conn_error(c, "unavailable", "server busy; retry", gw__id_of(&j), cmd->room, NULL, 0);
         return;
     }
     if (g->core != NULL) {
@@ -584,231 +633,12 @@ static void cmd_join(struct gw_conn *c, const struct gw_cmd *cmd)
     }
     struct gw_join *p = malloc(sizeof(*p));
     if (p == NULL) {
-        gw_conn_error(c, "internal", "out of memory", id_of(&j), cmd->room, NULL, 0);
+        gw_conn_error(c, "internal", "out of memory", gw__id_of(&j), cmd->room, NULL, 0);
         return;
     }
     *p = j;
     p->next = g->pending;
     g->pending = p;
-}
-
-/* ---- chat ------------------------------------------------------------------------------------ */
-
-static json_t *ack_json(const struct store_chat *ch)
-{
-    return json_pack("{s:s, s:s, s:I, s:s, s:o}", "type", "ack", "clientMsgId", ch->client_msg_id,
-                     "seq", (json_int_t)ch->seq, "messageId", ch->message_id, "createdAt",
-                     gw_msg_time(ch->created_unix_ms));
-}
-
-/* The `message` frame of a committed chat, serialized once for everyone. */
-static struct gw_frame *message_frame(const struct gw_room *g, const struct store_chat *ch,
-                                      const struct room_fx *deliver)
-{
-    struct store_message m = {
-        .seq = ch->seq, .role = ch->role, .created_unix_ms = ch->created_unix_ms};
-    memcpy(m.message_id, ch->message_id, sizeof(m.message_id));
-    memcpy(m.client_msg_id, ch->client_msg_id, sizeof(m.client_msg_id));
-    memcpy(m.user_id, ch->user_id, sizeof(m.user_id));
-    snprintf(m.display_name, sizeof(m.display_name), "%s", deliver->user.display_name);
-    m.text = ch->text;
-    json_t *o = gw_msg_message(g->room_id, &m, 0);
-    struct gw_frame *f = o != NULL ? gw_frame_from_json(o) : NULL;
-    json_decref(o);
-    return f;
-}
-
-static void record_persist(struct gw_stats *st, int64_t commit_us)
-{
-    st->persist_count++;
-    st->persist_sum_us += (uint64_t)(commit_us > 0 ? commit_us : 0);
-    gw_stats_persist(st, commit_us);
-}
-
-static void deliver_committed(struct wctx *w, struct store_chat *ch)
-{
-    struct gw_server *srv = w->srv;
-    struct room_fx_list fx;
-    room_fx_reset(&fx);
-    int rc = room_on_chat_committed(w->room->core, (uint64_t)ch->seq, w->join.conn_id, gw_unix_ms(),
-                                    &fx);
-    if (rc != 0 && rc != ROOM_E_SEQ_OLD) {
-        gw_log(GW_LOG_ERROR, "room.seq_out_of_order", "room=%s seq=%lld last=%llu rc=%d",
-               w->room->room_id, (long long)ch->seq,
-               (unsigned long long)room_last_seq(w->room->core), rc);
-    }
-    for (size_t i = 0; i < fx.len; i++) {
-        const struct room_fx *e = &fx.v[i];
-        if (e->kind == ROOM_FX_ACK) {
-            struct gw_conn *c = gw_conn_find(srv, e->to.conn_id);
-            if (c != NULL) {
-                reply(c, ack_json(ch), id_of(&w->join));
-            }
-        } else if (e->kind == ROOM_FX_DELIVER) {
-            struct gw_frame *f = message_frame(w->room, ch, e);
-            if (f != NULL) {
-                srv->stats.msgs_out += send_to_targets(srv, e, f);
-                gw_frame_unref(f);
-            }
-        }
-    }
-    if (rc == ROOM_E_SEQ_OLD) {
-        struct gw_conn *c = gw_conn_find(srv, w->join.conn_id);
-        if (c != NULL) {
-            reply(c, ack_json(ch), id_of(&w->join));
-        }
-    }
-}
-
-static void chat_done(struct store_req *req)
-{
-    struct wctx *w = req->arg;
-    struct store_chat *ch = &req->u.chat;
-    if (req->rc != 0) {
-        struct gw_conn *c = gw_conn_find(w->srv, w->join.conn_id);
-        if (c != NULL) {
-            gw_conn_error(c, store_error_code(req->rc),
-                          req->rc == STORE_E_UNAVAILABLE ? "database unavailable; resend later"
-                                                         : "message not stored",
-                          id_of(&w->join), w->room->room_id, ch->client_msg_id, 0);
-        }
-    } else if (ch->duplicate) {
-        struct gw_conn *c = gw_conn_find(w->srv, w->join.conn_id);
-        if (c != NULL) {
-            reply(c, ack_json(ch), id_of(&w->join));
-        }
-    } else {
-        record_persist(&w->srv->stats, ch->commit_us);
-        deliver_committed(w, ch);
-    }
-    store_req_free(req);
-    free(w);
-}
-
-static struct store_req *chat_request(struct gw_conn *c, struct gw_room *g, const struct room_fx *e)
-{
-    struct store_req *req = store_req_new(STORE_OP_CHAT, chat_done, NULL);
-    char *text = malloc(e->text_len + 1);
-    if (req == NULL || text == NULL) {
-        store_req_free(req);
-        free(text);
-        return NULL;
-    }
-    struct store_chat *ch = &req->u.chat;
-    memcpy(text, e->text, e->text_len);
-    text[e->text_len] = '\0';
-    ch->text = text;
-    ch->text_len = e->text_len;
-    bool coach = e->user.role == ROOM_ROLE_COACH;
-    ch->role = coach ? STORE_ROLE_COACH : STORE_ROLE_CLIENT;
-    snprintf(ch->appointment_id, sizeof(ch->appointment_id), "%s", g->info.appointment_id);
-    snprintf(ch->session_id, sizeof(ch->session_id), "%s",
-             coach ? g->info.coach_session_id : g->info.client_session_id);
-    snprintf(ch->user_id, sizeof(ch->user_id), "%s", c->user.id);
-    snprintf(ch->client_msg_id, sizeof(ch->client_msg_id), "%s", e->client_msg_id);
-    return req;
-}
-
-static void cmd_chat(struct gw_conn *c, struct gw_room *g, const struct gw_cmd *cmd)
-{
-    const char *id = cmd->has_id ? cmd->id : NULL;
-    c->srv->stats.msgs_in++;
-    if (room_conn_role(g->core, &c->rc) == ROOM_ROLE_OBSERVER) {
-        gw_conn_error(c, "forbidden", "observers cannot chat", id, cmd->room, cmd->client_msg_id,
-                      0);
-        return;
-    }
-    struct room_fx_list fx;
-    room_fx_reset(&fx);
-    struct room_chat_in in = {
-        .client_msg_id = cmd->client_msg_id, .text = cmd->text, .text_len = cmd->text_len};
-    int rc = room_on_chat(g->core, &c->rc, &in, gw_unix_ms(), &fx);
-    if (rc != 0) {
-        gw_conn_error(c, room_err_code(rc), room_strerror(rc), id, cmd->room, cmd->client_msg_id,
-                      rc == ROOM_E_FLOOD ? 1008 : 0);
-        return;
-    }
-    for (size_t i = 0; i < fx.len; i++) {
-        if (fx.v[i].kind != ROOM_FX_PERSIST_CHAT) {
-            continue;
-        }
-        struct gw_join j = {.conn_id = c->id, .has_id = cmd->has_id};
-        memcpy(j.id, cmd->id, sizeof(j.id));
-        snprintf(j.room_id, sizeof(j.room_id), "%s", g->room_id);
-        struct wctx *w = wctx_new(c->srv, g, &j);
-        if (w != NULL) {
-            snprintf(w->client_msg_id, sizeof(w->client_msg_id), "%s", cmd->client_msg_id);
-        }
-        submit(c, chat_request(c, g, &fx.v[i]), w);
-    }
-}
-
-/* ---- typing, leave, history --------------------------------------------------------------------
- */
-
-static void cmd_typing(struct gw_conn *c, struct gw_room *g, const struct gw_cmd *cmd)
-{
-    struct room_fx_list fx;
-    room_fx_reset(&fx);
-    int rc = room_on_typing(g->core, &c->rc, cmd->typing, gw_unix_ms(), &fx);
-    if (rc != 0) {
-        gw_conn_error(c, room_err_code(rc), room_strerror(rc), cmd->has_id ? cmd->id : NULL,
-                      cmd->room, NULL, 0);
-        return;
-    }
-    apply_fx(c->srv, g, &fx, NULL);
-}
-
-static void cmd_leave(struct gw_conn *c, struct gw_room *g, const struct gw_cmd *cmd)
-{
-    struct room_fx_list fx;
-    room_fx_reset(&fx);
-    int rc = room_on_leave(g->core, &c->rc, gw_unix_ms(), &fx);
-    if (rc != 0) {
-        gw_conn_error(c, room_err_code(rc), room_strerror(rc), cmd->has_id ? cmd->id : NULL,
-                      cmd->room, NULL, 0);
-        return;
-    }
-    conn_slot_drop(c, g);
-    apply_fx(c->srv, g, &fx, NULL);
-    reply(c, json_pack("{s:s, s:s}", "type", "left", "room", g->room_id),
-          cmd->has_id ? cmd->id : NULL);
-}
-
-static void history_done(struct store_req *req)
-{
-    struct wctx *w = req->arg;
-    struct gw_conn *c = gw_conn_find(w->srv, w->join.conn_id);
-    if (c != NULL && req->rc != 0) {
-        gw_conn_error(c, store_error_code(req->rc), "cannot read the history; retry",
-                      id_of(&w->join), w->room->room_id, NULL, 0);
-    } else if (c != NULL) {
-        const struct store_history *h = &req->u.history;
-        reply(c,
-              json_pack("{s:s, s:s, s:o, s:b}", "type", "history", "room", w->room->room_id,
-                        "messages", gw_msg_message_list(h->msgs, h->n_msgs), "hasMore",
-                        h->has_more),
-              id_of(&w->join));
-    }
-    store_req_free(req);
-    free(w);
-}
-
-static void cmd_history(struct gw_conn *c, struct gw_room *g, const struct gw_cmd *cmd)
-{
-    struct gw_join j = {.conn_id = c->id, .has_id = cmd->has_id};
-    memcpy(j.id, cmd->id, sizeof(j.id));
-    snprintf(j.room_id, sizeof(j.room_id), "%s", g->room_id);
-    struct store_req *req = store_req_new(STORE_OP_HISTORY, history_done, NULL);
-    if (req != NULL) {
-        struct store_history *h = &req->u.history;
-        snprintf(h->appointment_id, sizeof(h->appointment_id), "%s", g->info.appointment_id);
-        snprintf(h->coach_id, sizeof(h->coach_id), "%s", g->info.coach_id);
-        h->after_seq = -1;
-        h->before_seq = cmd->has_before ? cmd->before : INT64_MAX;
-        h->limit = cmd->limit;
-    }
-    submit(c, req, wctx_new(c->srv, g, &j));
 }
 
 /* ---- entry points
@@ -825,28 +655,29 @@ void gw_room_cmd(struct gw_conn *c, const struct gw_cmd *cmd)
     if (g != NULL && g->core == NULL && defer(c, g, cmd) == 0) {
         return; /* replayed once the room is loaded and the join done */
     }
-    struct gw_conn_room *s = g != NULL ? conn_slot(c, g) : NULL;
+    struct gw_conn_room *s = g != NULL ? gw__conn_slot(c, g) : NULL;
     if (s == NULL || g->core == NULL) {
         gw_conn_error(c, "forbidden", "join the room first", id, cmd->room, cmd->client_msg_id, 0);
         return;
     }
     switch (cmd->type) {
     case GW_C_CHAT:
-        cmd_chat(c, g, cmd);
+        gw__cmd_chat(c, g, cmd);
         break;
     case GW_C_TYPING:
-        cmd_typing(c, g, cmd);
+        gw__cmd_typing(c, g, cmd);
         break;
     case GW_C_LEAVE:
-        cmd_leave(c, g, cmd);
+        gw__cmd_leave(c, g, cmd);
         break;
     case GW_C_HISTORY:
-        cmd_history(c, g, cmd);
+        gw__cmd_history(c, g, cmd);
         break;
     case GW_C_END:
+        gw_life_cmd_end(c, g, cmd);
+        break;
     case GW_C_RATE:
-        gw_conn_error(c, "bad_request", "not supported by this gateway version yet", id, cmd->room,
-                      NULL, 0);
+        gw_life_cmd_rate(c, g, cmd);
         break;
     case GW_C_HELLO:
     case GW_C_PING:
@@ -860,7 +691,12 @@ void gw_room_disconnect(struct gw_conn *c)
     struct room_fx_list fx;
     room_fx_reset(&fx);
     if (room_on_disconnect(&c->rc, gw_unix_ms(), &fx) == 0) {
-        apply_fx(c->srv, NULL, &fx, NULL);
+        gw__apply_fx(c->srv, NULL, &fx, NULL);
+    }
+    /* The idle clock may start now in each room c was in. */
+    for (size_t i = 0; i < ROOM_CONN_MAX_ROOMS; i++) {
+        gw__release_held(c, &c->rooms[i], false);
+        gw_life_rearm(c->rooms[i].room);
     }
     memset(c->rooms, 0, sizeof(c->rooms));
 }
@@ -875,6 +711,7 @@ static void free_room(void *value, void *arg)
         free(g->pending);
         g->pending = next;
     }
+    gw_life_stop(g);
     room_free(g->core);
     free(g);
 }

@@ -246,6 +246,9 @@ static void execute_one(struct store *st, struct store_req *req)
     case STORE_OP_AI_RESULT:
         store__op_ai_result(st->conn, req);
         break;
+    case STORE_OP_LIVE_ROOMS:
+        store__op_live_rooms(st->conn, req);
+        break;
     }
 }
 
@@ -510,6 +513,9 @@ static void free_owned(struct store_req *req)
         break;
     case STORE_OP_AI_RESULT:
         free(req->u.ai_result.summary);
+        break;
+    case STORE_OP_LIVE_ROOMS:
+        free_strv(req->u.live_rooms.room_ids, req->u.live_rooms.n_rooms);
         break;
     default:
         break;

@@ -91,6 +91,7 @@ enum store_op {
     STORE_OP_SESSION_GET,  /* a session with transcript, summary and rating */
     STORE_OP_AI_CLAIM,     /* take due AI summary jobs, with their prompt inputs */
     STORE_OP_AI_RESULT,    /* record an AI attempt's outcome */
+    STORE_OP_LIVE_ROOMS,   /* rooms whose session is running (to resume their clocks) */
 };
 
 #define STORE_ID_MAX    64  /* user, appointment, session and message ids */
@@ -333,6 +334,15 @@ struct store_ai_result {
     char session_id[STORE_ID_MAX + 1];     /* out: the coach's Session row */
 };
 
+/* STORE_OP_LIVE_ROOMS: the roomIds of appointments whose status is
+ * 'active' (a session started and not ended), at most max_rooms of them,
+ * oldest first. Strings owned by the request. */
+struct store_live_rooms {
+    int max_rooms;   /* in */
+    char **room_ids; /* out */
+    size_t n_rooms;  /* out */
+};
+
 struct store_req {
     enum store_op op;
     store_done_fn done;  /* loop thread */
@@ -356,6 +366,7 @@ struct store_req {
         struct store_session_get session_get;
         struct store_ai_claim ai_claim;
         struct store_ai_result ai_result;
+        struct store_live_rooms live_rooms;
     } u;
     struct store_req *next; /* queue link, owned by the store while queued */
 };

@@ -1,0 +1,386 @@
+/*
+ * test_life.c: the session lifecycle against the real binary and a real
+ * PostgreSQL: ending by the coach, by the clock (with its warnings), by
+ * idleness, and after a restart; the transcript; ratings over WebSocket
+ * and HTTP; GET /api/sessions/{id}.
+ */
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <jansson.h>
+
+#include "gwproc.h"
+#include "pgtest.h"
+#include "wsclient.h"
+
+#define COACH        "ccoach0000000000000000001"
+#define CLIENT       "cclient000000000000000001"
+#define STRANGER     "cstrange00000000000000001"
+#define TOK_COACH    "tok-coach-0123456789abcdefghijklmnopqrstuvw"
+#define TOK_CLIENT   "tok-client-0123456789abcdefghijklmnopqrstuv"
+#define TOK_STRANGER "tok-stranger-0123456789abcdefghijklmnopqrst"
+#define WAIT         5000
+
+static const char seed_sql[] =
+    "INSERT INTO \"User\"(id,email,\"displayName\",role,\"updatedAt\",\"skoolUserId\") VALUES"
+    " ('" COACH "','coach@t','Dana Coach','coach',now(),'sk-coach'),"
+    " ('" CLIENT "','client@t','Sam Client','client',now(),'sk-client'),"
+    " ('" STRANGER "','s@t','Stan Ger','client',now(),'sk-stranger');"
+    "INSERT INTO \"AuthCode\"(id,code,\"skoolUserId\",\"skoolUsername\",\"expiresAt\") VALUES"
+    " ('cauth1','vgs-1-a','sk-coach','coach',now()+interval '1 hour');"
+    "INSERT INTO \"UserSession\"(id,\"sessionId\",\"skoolUserId\",\"skoolUsername\","
+    "\"authCodeUsed\",\"expiresAt\",\"ipAddress\",\"userAgent\",\"deviceFingerprint\") VALUES"
+    " ('cus1','" TOK_COACH "','sk-coach','c','vgs-1-a',now()+interval '1 day','::1','t','f'),"
+    " ('cus2','" TOK_CLIENT "','sk-client','c','vgs-1-a',now()+interval '1 day','::1','t','f'),"
+    " ('cus3','" TOK_STRANGER "','sk-stranger','c','vgs-1-a',now()+interval '1 day','::1','t',"
+    "'f');"
+    "INSERT INTO \"Appointment\"(id,\"scheduledFor\",\"durationMin\",\"clientId\",\"coachId\","
+    "\"roomId\",status) VALUES"
+    " ('cappt1',now() at time zone 'UTC',20,'" CLIENT "','" COACH "','room-1','scheduled');";
+
+/* A session that started 58 s ago and lasts one minute: it ends in ~2 s. */
+static const char ending_sql[] =
+    "UPDATE \"Appointment\" SET status='active', \"durationMin\"=1 WHERE id='cappt1';"
+    "INSERT INTO \"Session\"(id,\"roomId\",\"appointmentId\",\"userId\",\"startedAt\","
+    "\"durationMinutes\",status,\"warningsSent\") VALUES ('csess1','room-1','cappt1','" COACH
+    "',(now() at time zone 'UTC') - interval '58 seconds',1,'active',%d);";
+
+static char dbname[64], conninfo[512];
+static struct gwproc gp;
+
+static void start(const char *const extra[])
+{
+    cr_assert_eq(pgtest_db_create(1, dbname, sizeof(dbname), conninfo, sizeof(conninfo)), 0);
+    cr_assert_eq(pgtest_exec(conninfo, seed_sql), 0);
+    static char env_db[600];
+    snprintf(env_db, sizeof(env_db), "DATABASE_URL=%s", conninfo);
+    const char *env[16] = {env_db, "LOG_LEVEL=info"};
+    size_t n = 2;
+    for (size_t i = 0; extra != NULL && extra[i] != NULL && n < 15; i++) {
+        env[n++] = extra[i];
+    }
+    env[n] = NULL;
+    cr_assert_eq(gwproc_start(&gp, env, NULL), 0, "gateway starts");
+}
+
+static void stop(void)
+{
+    int rc = gp.pid > 0 ? gwproc_stop(&gp, SIGTERM) : 0;
+    cr_expect_eq(rc, 0, "clean exit");
+    unlink(gp.log_path);
+    pgtest_db_drop(dbname);
+}
+
+static struct wsc *login(const char *token)
+{
+    struct wsc_opts o = {.port = gp.port};
+    struct wsc *c = wsc_connect(&o, NULL);
+    cr_assert_not_null(c);
+    wsc_send_json(c, "{\"type\":\"hello\",\"token\":\"%s\"}", token);
+    json_t *w = wsc_expect(c, "welcome", WAIT);
+    cr_assert_not_null(w);
+    json_decref(w);
+    return c;
+}
+
+static json_t *join(struct wsc *c)
+{
+    wsc_send_json(c, "{\"type\":\"join\",\"room\":\"room-1\"}");
+    json_t *j = wsc_expect(c, "joined", WAIT);
+    cr_assert_not_null(j);
+    return j;
+}
+
+static const char *str(json_t *o, const char *key)
+{
+    const char *s = json_string_value(json_object_get(o, key));
+    return s != NULL ? s : "";
+}
+
+static char *query(const char *sql)
+{
+    return pgtest_query_value(conninfo, sql);
+}
+
+static void chat(struct wsc *c, const char *cmid, const char *text)
+{
+    wsc_send_json(c,
+                  "{\"type\":\"chat\",\"room\":\"room-1\",\"clientMsgId\":\"%s\",\"text\":\"%s\"}",
+                  cmid, text);
+    json_t *a = wsc_expect(c, "ack", WAIT);
+    cr_assert_not_null(a, "ack %s", cmid);
+    json_decref(a);
+}
+
+Test(life, coach_ends_the_session, .timeout = 60)
+{
+    start(NULL);
+    struct wsc *coach = login(TOK_COACH);
+    json_decref(join(coach));
+    struct wsc *client = login(TOK_CLIENT);
+    json_decref(join(client));
+    chat(client, "m1", "I slept better");
+    chat(coach, "m2", "Great, keep the breathing");
+    wsc_send_json(client, "{\"type\":\"end\",\"room\":\"room-1\"}");
+    json_t *e = wsc_expect(client, "error", WAIT);
+    cr_assert_not_null(e);
+    cr_expect_str_eq(str(e, "code"), "forbidden", "a client cannot end");
+    json_decref(e);
+    wsc_send_json(client, "{\"type\":\"rate\",\"room\":\"room-1\",\"rating\":5}");
+    e = wsc_expect(client, "error", WAIT);
+    cr_assert_not_null(e);
+    cr_expect_str_eq(str(e, "code"), "conflict", "no rating before the end");
+    json_decref(e);
+
+    wsc_send_json(coach, "{\"type\":\"end\",\"room\":\"room-1\"}");
+    json_t *ec = wsc_expect(coach, "session.ended", WAIT);
+    json_t *el = wsc_expect(client, "session.ended", WAIT);
+    cr_assert_not_null(ec);
+    cr_assert_not_null(el);
+    cr_expect_str_eq(str(ec, "reason"), "coach");
+    cr_expect(json_is_false(json_object_get(ec, "rateable")), "the coach does not rate");
+    cr_expect(json_is_true(json_object_get(el, "rateable")), "the client may rate");
+    cr_expect_str_eq(str(ec, "endedAt"), str(el, "endedAt"));
+    json_decref(ec);
+    json_decref(el);
+
+    wsc_send_json(client, "{\"type\":\"chat\",\"room\":\"room-1\",\"clientMsgId\":\"late\","
+                          "\"text\":\"hello?\"}");
+    e = wsc_expect(client, "error", WAIT);
+    cr_assert_not_null(e);
+    cr_expect_str_eq(str(e, "code"), "closed", "chat after the end");
+    json_decref(e);
+    wsc_send_json(coach, "{\"type\":\"end\",\"room\":\"room-1\"}");
+    e = wsc_expect(coach, "error", WAIT);
+    cr_assert_not_null(e, "ending twice changes nothing");
+    cr_expect_str_eq(str(e, "code"), "closed");
+    json_decref(e);
+
+    char *st = query("SELECT string_agg(status, ',' ORDER BY \"userId\") FROM \"Session\"");
+    cr_expect_str_eq(st, "completed,completed");
+    free(st);
+    char *ap = query("SELECT status FROM \"Appointment\" WHERE id = 'cappt1'");
+    cr_expect_str_eq(ap, "completed");
+    free(ap);
+    char *tr = query("SELECT regexp_replace(transcript, '\\[\\d\\d:\\d\\d:\\d\\d\\]', '[T]', 'g')"
+                     " FROM \"Session\" WHERE \"userId\" = '" CLIENT "'");
+    cr_expect_str_eq(tr, "[T] Sam Client (client): I slept better\n"
+                         "[T] Dana Coach (coach): Great, keep the breathing");
+    free(tr);
+    char *job = query("SELECT status FROM coach_ai_job");
+    cr_expect_str_eq(job, "skipped", "no AI_SUMMARY_URL: the job is recorded as skipped");
+    free(job);
+
+    wsc_send_json(client, "{\"type\":\"rate\",\"room\":\"room-1\",\"rating\":5,\"tip\":3,"
+                          "\"comment\":\"thank you\",\"id\":\"r1\"}");
+    json_t *r = wsc_expect(client, "rated", WAIT);
+    cr_assert_not_null(r);
+    cr_expect_eq(json_integer_value(json_object_get(r, "rating")), 5);
+    cr_expect_eq(json_integer_value(json_object_get(r, "tip")), 3);
+    cr_expect_str_eq(str(r, "id"), "r1");
+    json_decref(r);
+    wsc_send_json(client, "{\"type\":\"rate\",\"room\":\"room-1\",\"rating\":4}");
+    e = wsc_expect(client, "error", WAIT);
+    cr_assert_not_null(e);
+    cr_expect_str_eq(str(e, "code"), "conflict", "one rating per session");
+    json_decref(e);
+    wsc_send_json(coach, "{\"type\":\"rate\",\"room\":\"room-1\",\"rating\":4}");
+    e = wsc_expect(coach, "error", WAIT);
+    cr_assert_not_null(e);
+    cr_expect_str_eq(str(e, "code"), "forbidden", "only the client rates");
+    json_decref(e);
+    char *rt = query("SELECT rating || ':' || \"tipAmount\" || ':' || comment FROM "
+                     "\"SessionRating\"");
+    cr_expect_str_eq(rt, "5:3:thank you");
+    free(rt);
+    wsc_close(coach, 1000);
+    wsc_close(client, 1000);
+    stop();
+}
+
+Test(life, the_clock_warns_and_ends_once, .timeout = 60)
+{
+    const char *env[] = {"TIMER_WARNINGS=300,60,1", NULL};
+    start(env);
+    char sql[1024];
+    snprintf(sql, sizeof(sql), ending_sql, 1); /* the 300 s warning was sent before */
+    cr_assert_eq(pgtest_exec(conninfo, sql), 0);
+    struct wsc *client = login(TOK_CLIENT);
+    json_t *j = join(client);
+    cr_expect_str_eq(str(json_object_get(j, "session"), "status"), "active");
+    json_decref(j);
+    /* 60 s is past at load: one warning with the real time left, then 1 s, then the end. */
+    json_t *w1 = wsc_expect(client, "timer", WAIT);
+    cr_assert_not_null(w1);
+    cr_expect_str_eq(str(w1, "kind"), "warning");
+    cr_expect(json_integer_value(json_object_get(w1, "remainingSec")) <= 3);
+    json_decref(w1);
+    json_t *w2 = wsc_expect(client, "timer", WAIT);
+    cr_assert_not_null(w2, "the 1 s warning");
+    cr_expect_eq(json_integer_value(json_object_get(w2, "remainingSec")), 1);
+    json_decref(w2);
+    json_t *e = wsc_expect(client, "session.ended", WAIT);
+    cr_assert_not_null(e);
+    cr_expect_str_eq(str(e, "reason"), "timer");
+    json_decref(e);
+    cr_expect_null(wsc_expect(client, "timer", 300), "no warning repeated");
+    char *ws = query("SELECT max(\"warningsSent\") FROM \"Session\"");
+    cr_expect_str_eq(ws, "3", "each warning counted");
+    free(ws);
+    char *ended = query("SELECT abs(extract(epoch from (\"endedAt\" - (\"startedAt\" + interval"
+                        " '1 minute')))) < 0.01 FROM \"Session\" WHERE id = 'csess1'");
+    cr_expect_str_eq(ended, "t", "endedAt is endsAt");
+    free(ended);
+    wsc_close(client, 1000);
+    stop();
+}
+
+static char *wait_for(const char *sql, const char *want, int within_ms)
+{
+    struct timespec step = {0, 50 * 1000000L};
+    for (int waited = 0; waited < within_ms; waited += 50) {
+        char *v = query(sql);
+        if (v != NULL && strcmp(v, want) == 0) {
+            return v;
+        }
+        free(v);
+        nanosleep(&step, NULL);
+    }
+    return query(sql);
+}
+
+Test(life, a_restarted_gateway_ends_a_running_session_nobody_rejoins, .timeout = 60)
+{
+    start(NULL);
+    char sql[1024];
+    snprintf(sql, sizeof(sql), ending_sql, 2);
+    cr_assert_eq(pgtest_exec(conninfo, sql), 0);
+    /* A new process: the room was never loaded by anyone joining. */
+    cr_assert_eq(gwproc_stop(&gp, SIGTERM), 0);
+    static char env_db[600];
+    snprintf(env_db, sizeof(env_db), "DATABASE_URL=%s", conninfo);
+    const char *env[] = {env_db, NULL};
+    cr_assert_eq(gwproc_start(&gp, env, NULL), 0);
+    char *st =
+        wait_for("SELECT status FROM \"Appointment\" WHERE id = 'cappt1'", "completed", 10000);
+    cr_expect_str_eq(st, "completed", "ended by its clock after the restart");
+    free(st);
+    char *ws = query("SELECT \"warningsSent\" FROM \"Session\" WHERE id = 'csess1'");
+    cr_expect_str_eq(ws, "2", "no warning repeated after the restart");
+    free(ws);
+    stop();
+}
+
+Test(life, nobody_connected_ends_the_session_as_idle, .timeout = 60)
+{
+    const char *env[] = {"IDLE_END_SEC=1", NULL};
+    start(env);
+    struct wsc *coach = login(TOK_COACH);
+    json_decref(join(coach));
+    wsc_close(coach, 1000);
+    char *st =
+        wait_for("SELECT status FROM \"Appointment\" WHERE id = 'cappt1'", "completed", 10000);
+    cr_expect_str_eq(st, "completed", "idle end");
+    free(st);
+    stop();
+}
+
+struct body {
+    char buf[8192];
+    size_t len;
+};
+
+static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
+{
+    struct body *b = arg;
+    size_t n = size * nmemb;
+    size_t take = n < sizeof(b->buf) - 1 - b->len ? n : sizeof(b->buf) - 1 - b->len;
+    memcpy(b->buf + b->len, data, take);
+    b->len += take;
+    b->buf[b->len] = '\0';
+    return n;
+}
+
+/* One HTTP request; returns the status (0: no answer), body in out. */
+static long http(const char *method, const char *path, const char *token, const char *json,
+                 struct body *out)
+{
+    char url[256], auth[256];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", gp.port, path);
+    CURL *c = curl_easy_init();
+    struct curl_slist *h = NULL;
+    if (token != NULL) {
+        snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
+        h = curl_slist_append(h, auth);
+    }
+    h = curl_slist_append(h, "Content-Type: application/json");
+    memset(out, 0, sizeof(*out));
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    if (json != NULL) {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, json);
+    }
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 10000L);
+    long status = 0;
+    if (curl_easy_perform(c) == CURLE_OK) {
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    }
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    return status;
+}
+
+Test(life, http_session_and_rating_routes, .timeout = 60)
+{
+    start(NULL);
+    struct wsc *coach = login(TOK_COACH);
+    json_decref(join(coach));
+    struct wsc *client = login(TOK_CLIENT);
+    json_t *j = join(client);
+    char sid[64];
+    snprintf(sid, sizeof(sid), "%s", str(json_object_get(j, "session"), "id"));
+    json_decref(j);
+    chat(client, "h1", "hi");
+    char path[128], rpath[160];
+    snprintf(path, sizeof(path), "/api/sessions/%s", sid);
+    snprintf(rpath, sizeof(rpath), "%s/rating", path);
+    struct body b;
+    cr_expect_eq(http("POST", rpath, TOK_CLIENT, "{\"rating\":5}", &b), 409, "before the end");
+
+    wsc_send_json(coach, "{\"type\":\"end\",\"room\":\"room-1\"}");
+    json_decref(wsc_expect(client, "session.ended", WAIT));
+
+    cr_expect_eq(http("GET", path, NULL, NULL, &b), 401, "no token");
+    cr_expect_eq(http("GET", path, "not-a-token", NULL, &b), 401);
+    cr_expect_eq(http("GET", path, TOK_STRANGER, NULL, &b), 403, "not a participant");
+    cr_expect_eq(http("GET", "/api/sessions/nope", TOK_CLIENT, NULL, &b), 404);
+    cr_assert_eq(http("GET", path, TOK_COACH, NULL, &b), 200, "%s", b.buf);
+    json_t *g = json_loads(b.buf, 0, NULL);
+    cr_assert_not_null(g, "JSON: %s", b.buf);
+    cr_expect_str_eq(str(json_object_get(g, "session"), "status"), "completed");
+    cr_expect(strstr(str(g, "transcript"), "Sam Client (client): hi") != NULL);
+    cr_expect(json_is_null(json_object_get(g, "rating")));
+    json_decref(g);
+
+    cr_expect_eq(http("POST", rpath, TOK_CLIENT, "{\"rating\":6}", &b), 422);
+    cr_expect_eq(http("POST", rpath, TOK_CLIENT, "{\"rating\":4,\"tip\":2}", &b), 422);
+    cr_expect_eq(http("POST", rpath, TOK_CLIENT, "nonsense", &b), 422);
+    cr_expect_eq(http("POST", rpath, TOK_COACH, "{\"rating\":4}", &b), 403, "the client only");
+    cr_expect_eq(http("POST", rpath, TOK_CLIENT, "{\"rating\":4,\"tip\":5}", &b), 201, "%s", b.buf);
+    cr_expect(strstr(b.buf, "\"rating\":4") != NULL, "%s", b.buf);
+    cr_expect_eq(http("POST", rpath, TOK_CLIENT, "{\"rating\":3}", &b), 409, "once");
+    cr_expect_eq(http("GET", path, TOK_CLIENT, NULL, &b), 200);
+    cr_expect(strstr(b.buf, "\"tip\":5") != NULL, "the rating is shown: %s", b.buf);
+    wsc_close(coach, 1000);
+    wsc_close(client, 1000);
+    stop();
+}
