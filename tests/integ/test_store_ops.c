@@ -206,7 +206,7 @@ static void pg_timestamp(int64_t ms, char *out, size_t cap)
     if (f != 0) {
         (void)snprintf(frac, sizeof frac, ".%03d", f);
         size_t n = strlen(frac);
-        while (frac[n - 1] == '0') {
+        while (n > 1 && frac[n - 1] == '0') {
             frac[--n] = '\0';
         }
     }

@@ -699,7 +699,7 @@ Test(ws, kill_9_during_a_burst_loses_no_acked_message)
                       "\"text\":\"burst %d\"}",
                       i, i);
     }
-    char acked[20][16];
+    char acked[20][64];
     int n_acked = 0;
     json_t *a = NULL;
     while (n_acked < 8 && (a = wsc_expect(coach, "ack", WAIT)) != NULL) {
@@ -716,7 +716,7 @@ Test(ws, kill_9_during_a_burst_loses_no_acked_message)
     gwproc_stop(&gp, SIGKILL);
     wsc_free(coach);
     for (int i = 0; i < n_acked; i++) {
-        char sql[256];
+        char sql[2048];
         snprintf(sql, sizeof(sql), "SELECT count(*) FROM coach_message WHERE client_msg_id = '%s'",
                  acked[i]);
         char *cnt = pgtest_query_value(conninfo, sql);
