@@ -45,6 +45,23 @@ enum store_q {
     STORE_Q_CHAT_NOW,
     STORE_Q_CHAT_DEDUPE,
     STORE_Q_CHAT_INSERT,
+    STORE_Q_WARNING,
+    STORE_Q_END_LOCK,
+    STORE_Q_END_LOCK_ROOM,
+    STORE_Q_END_STATE,
+    STORE_Q_END_WRITE,
+    STORE_Q_RATE_BY_ROOM,
+    STORE_Q_RATE_BY_SESSION,
+    STORE_Q_RATE_INSERT,
+    STORE_Q_SESSION_GET,
+    STORE_Q_AI_CLAIM,
+    STORE_Q_AI_NEXT_DUE,
+    STORE_Q_AI_LOCK,
+    STORE_Q_AI_DONE,
+    STORE_Q_AI_SUMMARY,
+    STORE_Q_AI_PROFILE,
+    STORE_Q_AI_RETRY,
+    STORE_Q_AI_FAILED,
     STORE_Q_N
 };
 
@@ -101,5 +118,23 @@ int64_t store__ops_i64(const PGresult *res, int row, int col);
 /* Roll back the open transaction, if there is one (and the connection is
  * still up). Never fails: a failure here is the connection's. */
 void store__ops_rollback(PGconn *c);
+
+/* ---- session lifecycle (ops_life.c, ops_ai.c) ------------------------------------------ */
+
+/* An int8 Unix-milliseconds parameter as a TIMESTAMPTZ (the gateway's own
+ * TIMESTAMPTZ columns, e.g. coach_ai_job.next_at). OPS_SQL_MS reads those
+ * too: the epoch of a TIMESTAMPTZ is absolute. */
+#define OPS_SQL_TSTZ(param) "(TIMESTAMPTZ 'epoch' + " param "::int8 * INTERVAL '1 millisecond')"
+
+/* A copy of the value at (row, col) into *out (malloc'd, NUL-terminated;
+ * NULL for SQL NULL). 0 or -ENOMEM (*out is then NULL). */
+int store__ops_dup(char **out, const PGresult *res, int row, int col);
+
+/* A failed look-up by a caller's id (res, possibly NULL): an id the server
+ * cannot even compare (bad UTF-8, a NUL byte: SQLSTATE class 22) matches
+ * nothing, so STORE_E_NOTFOUND; anything else as store__ops_fail. Returns
+ * the code, with err filled. */
+int store__ops_lookup_failed(PGconn *c, const PGresult *res, const char *what,
+                             struct store_err *err);
 
 #endif

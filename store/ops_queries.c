@@ -206,6 +206,189 @@ static const char chat_insert_sql[] =
               " FROM (SELECT aid, max(seq) AS last FROM b GROUP BY aid) v"
               " WHERE r.appointment_id = v.aid AND r.appointment_id = ANY($6::text[])";
 
+/* ---- session lifecycle (ops_life.c) and AI jobs (ops_ai.c) -------------------------------- */
+
+/* $1 appointment id, $2 the absolute warning count. */
+static const char warning_sql[] =
+    "UPDATE \"Session\" SET \"warningsSent\" = GREATEST(\"warningsSent\", $2::int4)"
+    " WHERE \"appointmentId\" = $1 AND status = 'active'";
+
+/* $1 appointment id. -> status. Locks the appointment: ends serialize. */
+static const char end_lock_sql[] = "SELECT status FROM \"Appointment\" WHERE id = $1 FOR UPDATE";
+
+/* $1 appointment id. Locks the room's seq row (if any): a chat batch of
+ * the room commits before the end reads the messages, or after it. */
+static const char end_lock_room_sql[] =
+    "SELECT last_seq FROM coach_room WHERE appointment_id = $1 FOR UPDATE";
+
+/* $1 appointment id. -> endedAt (ms) of its completed Session rows (NULL
+ * if none), its message count, whether the client's Session row has a
+ * rating. Run after the locks: a new snapshot sees an earlier end. (The
+ * status test sits inside the aggregate so that the only index the plan
+ * can use is the one on "appointmentId".) */
+#define END_ENDED_MS OPS_SQL_MS("max(CASE WHEN x.status = 'completed' THEN x.\"endedAt\" END)")
+static const char end_state_sql[] =
+    "SELECT (SELECT " END_ENDED_MS " FROM \"Session\" x WHERE x.\"appointmentId\" = a.id),"
+    " (SELECT count(*) FROM coach_message cm WHERE cm.appointment_id = a.id),"
+    " EXISTS (SELECT 1 FROM \"Session\" x JOIN \"SessionRating\" r ON r.\"sessionId\" = x.id"
+    "  WHERE x.\"appointmentId\" = a.id AND x.\"userId\" = a.\"clientId\")"
+    " FROM \"Appointment\" a WHERE a.id = $1";
+
+/* $1 appointment id, $2 endedAt (ms), $3 new job id, $4 AI enabled
+ * (bool), $5 reason. Builds the transcript (one line per message in seq
+ * order, "[HH:MM:SS] <displayName> (<role>): <text>", the time being
+ * "createdAt" as stored: UTC; '' without messages), completes every Session
+ * row and the appointment, and queues the AI job when there are messages.
+ * -> message count, the job id when a 'pending' job was created (else ''),
+ * Session rows completed, appointments completed. */
+#define END_AT_TS OPS_SQL_TS("$2")
+static const char end_write_sql[] =
+    "WITH t AS ("
+    " SELECT count(*) AS n, coalesce(string_agg("
+    "  '[' || to_char(m.\"createdAt\", 'HH24:MI:SS') || '] ' || u.\"displayName\""
+    "  || ' (' || CASE WHEN m.\"userId\" = a.\"coachId\" THEN 'coach' ELSE 'client' END"
+    "  || '): ' || m.content, E'\\n' ORDER BY cm.seq), '') AS text"
+    " FROM coach_message cm"
+    " JOIN \"Message\" m ON m.id = cm.message_id"
+    " JOIN \"User\" u ON u.id = m.\"userId\""
+    " JOIN \"Appointment\" a ON a.id = cm.appointment_id"
+    " WHERE cm.appointment_id = $1),"
+    " s AS ("
+    " UPDATE \"Session\" x SET status = 'completed', \"endedAt\" = " END_AT_TS ","
+    "  transcript = t.text FROM t WHERE x.\"appointmentId\" = $1 RETURNING x.id),"
+    " ap AS ("
+    " UPDATE \"Appointment\" SET status = 'completed' WHERE id = $1 RETURNING id),"
+    " j AS ("
+    " INSERT INTO coach_ai_job (id, appointment_id, status, reason)"
+    " SELECT $3, $1, CASE WHEN $4::bool THEN 'pending' ELSE 'skipped' END, nullif($5, '')"
+    " FROM t WHERE t.n > 0 ON CONFLICT (appointment_id) DO NOTHING RETURNING id, status)"
+    " SELECT t.n, coalesce((SELECT id FROM j WHERE status = 'pending'), ''),"
+    " (SELECT count(*) FROM s), (SELECT count(*) FROM ap) FROM t";
+
+/* -> the appointment's client id and status, the client's Session id and
+ * status (NULL when the client has none). */
+#define RATE_TARGET_COLUMNS "SELECT a.\"clientId\", a.status, cs.id, cs.status"
+#define RATE_CLIENT_SESSION                                                                        \
+    " LEFT JOIN \"Session\" cs ON cs.\"appointmentId\" = a.id AND cs.\"userId\" = a.\"clientId\""
+
+/* $1 roomId. */
+static const char rate_by_room_sql[] =
+    RATE_TARGET_COLUMNS " FROM \"Appointment\" a" RATE_CLIENT_SESSION " WHERE a.\"roomId\" = $1";
+
+/* $1 any Session id of the appointment. */
+static const char rate_by_session_sql[] = RATE_TARGET_COLUMNS
+    " FROM \"Session\" s JOIN \"Appointment\" a ON a.id = s.\"appointmentId\"" RATE_CLIENT_SESSION
+    " WHERE s.id = $1";
+
+/* $1 new id, $2 the client's Session id, $3 the client's user id, $4
+ * rating, $5 comment (NULL), $6 tipAmount (NULL). Inserts nothing unless
+ * that row is still the client's and the session is completed. ->
+ * createdAt (ms). A second rating: unique violation (23505). */
+#define RATE_CREATED_MS OPS_SQL_MS("\"createdAt\"")
+static const char rate_insert_sql[] =
+    "INSERT INTO \"SessionRating\" (id, \"sessionId\", rating, comment, \"tipAmount\", "
+    "\"createdAt\")"
+    " SELECT $1, s.id, $4::int4, $5::text, $6::float8, " OPS_SQL_NOW
+    " FROM \"Session\" s JOIN \"Appointment\" a ON a.id = s.\"appointmentId\""
+    " WHERE s.id = $2 AND s.\"userId\" = $3 AND a.\"clientId\" = $3"
+    "  AND (s.status = 'completed' OR a.status = 'completed')"
+    " RETURNING " RATE_CREATED_MS;
+
+/* $1 Session id, $2 the caller's user id. -> appointment id, roomId,
+ * userId, status, startedAt (ms), endedAt (ms), durationMinutes,
+ * warningsSent, transcript, aiSummary, the AI job's status ('retry' reads
+ * 'pending'; NULL: no job), whether the client rated, rating, tip,
+ * comment, rated at (ms), whether the caller may read it (coach, client or
+ * admin). */
+#define SG_STARTED_MS  OPS_SQL_MS("s.\"startedAt\"")
+#define SG_ENDED_MS    OPS_SQL_MS("s.\"endedAt\"")
+#define SG_RATED_AT_MS OPS_SQL_MS("r.\"createdAt\"")
+static const char session_get_sql[] =
+    "SELECT s.\"appointmentId\", s.\"roomId\", s.\"userId\", s.status,"
+    " " SG_STARTED_MS ", " SG_ENDED_MS ","
+    " s.\"durationMinutes\", s.\"warningsSent\", s.transcript, s.\"aiSummary\","
+    " CASE j.status WHEN 'retry' THEN 'pending' ELSE j.status END,"
+    " r.id IS NOT NULL, r.rating, round(r.\"tipAmount\")::int4, r.comment,"
+    " " SG_RATED_AT_MS ","
+    " $2::text IN (a.\"coachId\", a.\"clientId\")"
+    "  OR EXISTS (SELECT 1 FROM \"User\" u WHERE u.id = $2::text AND u.role = 'admin')"
+    " FROM \"Session\" s JOIN \"Appointment\" a ON a.id = s.\"appointmentId\""
+    " LEFT JOIN coach_ai_job j ON j.appointment_id = a.id"
+    " LEFT JOIN \"Session\" cs ON cs.\"appointmentId\" = a.id AND cs.\"userId\" = a.\"clientId\""
+    " LEFT JOIN \"SessionRating\" r ON r.\"sessionId\" = cs.id"
+    " WHERE s.id = $1";
+
+/* $1 lease (ms), $2 jobs wanted. Claims due jobs ('pending'/'retry' whose
+ * next_at has come, 'running' whose lease expired) that no other worker
+ * holds, oldest first. -> job id, appointment id, attempts (after this
+ * claim), roomId, coach id, coach name, client name, clientFacts and
+ * challenges (JSON arrays of strings), intakeCoachingGoals,
+ * intakeSymptoms, lastSummary, transcript (the client's Session row's,
+ * else any row's). */
+static const char ai_claim_sql[] =
+    "WITH c AS ("
+    " UPDATE coach_ai_job SET status = 'running', attempts = attempts + 1,"
+    "  lease_until = now() + $1::int8 * INTERVAL '1 millisecond', updated_at = now()"
+    " WHERE id IN (SELECT id FROM coach_ai_job"
+    "  WHERE (status IN ('pending', 'retry') AND next_at <= now())"
+    "   OR (status = 'running' AND lease_until < now())"
+    "  ORDER BY next_at LIMIT $2::int4 FOR UPDATE SKIP LOCKED)"
+    " RETURNING id, appointment_id, attempts, next_at)"
+    " SELECT c.id, c.appointment_id, c.attempts, a.\"roomId\", a.\"coachId\","
+    " co.\"displayName\", cl.\"displayName\","
+    " coalesce(array_to_json(p.\"clientFacts\"), '[]')::text,"
+    " coalesce(array_to_json(p.challenges), '[]')::text,"
+    " p.\"intakeCoachingGoals\", p.\"intakeSymptoms\", p.\"lastSummary\","
+    " (SELECT x.transcript FROM \"Session\" x WHERE x.\"appointmentId\" = c.appointment_id"
+    "  AND x.transcript IS NOT NULL ORDER BY x.\"userId\" = a.\"clientId\" DESC, x.id LIMIT 1)"
+    " FROM c LEFT JOIN \"Appointment\" a ON a.id = c.appointment_id"
+    " LEFT JOIN \"User\" co ON co.id = a.\"coachId\""
+    " LEFT JOIN \"User\" cl ON cl.id = a.\"clientId\""
+    " LEFT JOIN \"Profile\" p ON p.\"userId\" = a.\"clientId\""
+    " ORDER BY c.next_at, c.id";
+
+/* -> when the next job falls due (Unix ms, rounded up; NULL if none): the
+ * earliest next_at of the waiting jobs or lease end of the running ones. */
+static const char ai_next_due_sql[] =
+    "SELECT ceil(extract(epoch FROM least("
+    " min(next_at) FILTER (WHERE status IN ('pending', 'retry')),"
+    " min(lease_until) FILTER (WHERE status = 'running'))) * 1000)::int8"
+    " FROM coach_ai_job WHERE status IN ('pending', 'retry', 'running')";
+
+/* $1 job id. -> status, appointment id, roomId, client id, the coach's
+ * Session id. Locks the job. */
+static const char ai_lock_sql[] =
+    "SELECT j.status, j.appointment_id, a.\"roomId\", a.\"clientId\","
+    " (SELECT x.id FROM \"Session\" x WHERE x.\"appointmentId\" = a.id"
+    "  AND x.\"userId\" = a.\"coachId\")"
+    " FROM coach_ai_job j JOIN \"Appointment\" a ON a.id = j.appointment_id"
+    " WHERE j.id = $1 FOR UPDATE OF j";
+
+/* $1 job id. */
+static const char ai_done_sql[] =
+    "UPDATE coach_ai_job SET status = 'done', lease_until = NULL, last_error = NULL,"
+    " updated_at = now() WHERE id = $1";
+
+/* $1 appointment id, $2 summary. */
+static const char ai_summary_sql[] =
+    "UPDATE \"Session\" SET \"aiSummary\" = $2 WHERE \"appointmentId\" = $1";
+
+/* $1 new Profile id, $2 the client's user id, $3 summary. */
+static const char ai_profile_sql[] =
+    "INSERT INTO \"Profile\" (id, \"userId\", \"lastSummary\") VALUES ($1, $2, $3)"
+    " ON CONFLICT (\"userId\") DO UPDATE SET \"lastSummary\" = EXCLUDED.\"lastSummary\"";
+
+/* $1 job id, $2 next attempt at (Unix ms), $3 error text. */
+#define AI_NEXT_AT_TSTZ OPS_SQL_TSTZ("$2")
+static const char ai_retry_sql[] =
+    "UPDATE coach_ai_job SET status = 'retry', next_at = " AI_NEXT_AT_TSTZ ","
+    " lease_until = NULL, last_error = $3, updated_at = now() WHERE id = $1";
+
+/* $1 job id, $2 error text. */
+static const char ai_failed_sql[] =
+    "UPDATE coach_ai_job SET status = 'failed', lease_until = NULL, last_error = $2,"
+    " updated_at = now() WHERE id = $1";
+
 static const char *const queries[STORE_Q_N] = {
     [STORE_Q_BEGIN] = "BEGIN",
     [STORE_Q_COMMIT] = "COMMIT",
@@ -223,6 +406,23 @@ static const char *const queries[STORE_Q_N] = {
     [STORE_Q_CHAT_NOW] = chat_now_sql,
     [STORE_Q_CHAT_DEDUPE] = chat_dedupe_sql,
     [STORE_Q_CHAT_INSERT] = chat_insert_sql,
+    [STORE_Q_WARNING] = warning_sql,
+    [STORE_Q_END_LOCK] = end_lock_sql,
+    [STORE_Q_END_LOCK_ROOM] = end_lock_room_sql,
+    [STORE_Q_END_STATE] = end_state_sql,
+    [STORE_Q_END_WRITE] = end_write_sql,
+    [STORE_Q_RATE_BY_ROOM] = rate_by_room_sql,
+    [STORE_Q_RATE_BY_SESSION] = rate_by_session_sql,
+    [STORE_Q_RATE_INSERT] = rate_insert_sql,
+    [STORE_Q_SESSION_GET] = session_get_sql,
+    [STORE_Q_AI_CLAIM] = ai_claim_sql,
+    [STORE_Q_AI_NEXT_DUE] = ai_next_due_sql,
+    [STORE_Q_AI_LOCK] = ai_lock_sql,
+    [STORE_Q_AI_DONE] = ai_done_sql,
+    [STORE_Q_AI_SUMMARY] = ai_summary_sql,
+    [STORE_Q_AI_PROFILE] = ai_profile_sql,
+    [STORE_Q_AI_RETRY] = ai_retry_sql,
+    [STORE_Q_AI_FAILED] = ai_failed_sql,
 };
 
 /* Plan each statement once (see DESIGN). */
