@@ -18,6 +18,8 @@
 #include "room.h"
 #include "store.h"
 
+struct ai_client;
+
 #define GW_HTTP_BODY_MAX 1024
 
 /* Counters for /metrics. Loop thread only. */
@@ -46,7 +48,11 @@ struct gw_server {
     volatile sig_atomic_t *stop; /* main's flag */
     bool draining;
     int64_t drain_deadline_ms;
-    int64_t next_sweep_ms; /* monotonic: next gw_rooms_sweep */
+    int64_t next_sweep_ms;   /* monotonic: next gw_rooms_sweep */
+    struct ai_client *ai;    /* owned; NULL without AI_SUMMARY_URL */
+    int64_t ai_next_poll_ms; /* monotonic; 0: no poll scheduled */
+    bool ai_claiming;
+    int ai_running;
     int port;
 };
 
@@ -194,6 +200,11 @@ void gw_life_cmd_end(struct gw_conn *c, struct gw_room *g, const struct gw_cmd *
 void gw_life_cmd_rate(struct gw_conn *c, struct gw_room *g, const struct gw_cmd *cmd);
 /* aijobs.c: look for due AI summary jobs now (an ending just queued one). */
 void gw_ai_kick(struct gw_server *srv);
+/* aijobs.c: claim due jobs when a poll is due (called by the housekeeping tick). */
+void gw_ai_poll(struct gw_server *srv);
+/* aijobs.c: start the AI client when AI_SUMMARY_URL is set; stop it. */
+int gw_ai_open(struct gw_server *srv, struct gw_err *err);
+void gw_ai_close(struct gw_server *srv);
 
 /* life.c: cancel g's timers (before freeing g). */
 void gw_life_stop(struct gw_room *g);

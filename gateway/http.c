@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ai.h"
 #include "gw_int.h"
 
 /* Take ownership of body (malloc'd) as the response. */
@@ -214,6 +215,9 @@ int gw_http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *us
     case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
         if (srv != NULL && srv->store != NULL) {
             store_run_done(srv->store);
+        }
+        if (srv != NULL && srv->ai != NULL) {
+            ai_run_done(srv->ai);
         }
         return 0;
     default:

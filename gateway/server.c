@@ -130,6 +130,7 @@ static void tick(lws_sorted_usec_list_t *sul)
         gw_log(GW_LOG_NOTICE, "gw.draining", "in_flight=%zu connections=%zu",
                store_in_flight(srv->store), srv->n_conns);
     }
+    gw_ai_poll(srv);
     if (!srv->draining && gw_now_ms() >= srv->next_sweep_ms) {
         srv->next_sweep_ms = gw_now_ms() + 60000;
         gw_rooms_sweep(srv);
@@ -216,6 +217,8 @@ int gw_server_new(const struct gw_config *cfg, struct gw_server **out, struct gw
         rc = store_open(&scfg, &srv->store, &serr);
         if (rc != 0) {
             gw_err_set(err, rc, "%s", serr.msg);
+        } else {
+            rc = gw_ai_open(srv, err);
         }
     }
     if (rc != 0) {
@@ -270,7 +273,9 @@ void gw_server_free(struct gw_server *srv)
         lws_context_destroy(srv->ctx);
         srv->ctx = NULL;
     }
-    /* After the context: no connection can reference a request any more. */
+    /* After the context: no connection can reference a request any more.
+     * The AI client first: its last completions still record through the store. */
+    gw_ai_close(srv);
     store_close(srv->store);
     if (srv->rooms != NULL) {
         gw_rooms_free(srv);

@@ -223,7 +223,7 @@ void store__op_ai_claim(PGconn *c, struct store_req *req)
 
 /* The first pipeline of a result, and the columns of STORE_Q_AI_LOCK. */
 enum { R_BEGIN, R_LOCK, R_N };
-enum { AL_STATUS, AL_APPT, AL_ROOM, AL_CLIENT, AL_COACH_SID };
+enum { AL_STATUS, AL_APPT, AL_ROOM, AL_CLIENT, AL_COACH_SID, AL_ATTEMPTS };
 
 /* What the locked job row says (copied out of its result). */
 struct locked_job {
@@ -235,7 +235,8 @@ struct locked_job {
 
 /* The job's row after the lock: 0 when it is 'running' (lj filled), else
  * a negative code with err set. */
-static int check_locked(const PGresult *res, struct locked_job *lj, struct store_err *err)
+static int check_locked(const PGresult *res, int attempt, struct locked_job *lj,
+                        struct store_err *err)
 {
     if (PQntuples(res) != 1) {
         store__err_set(err, STORE_E_NOTFOUND, "ai result: no such job");
@@ -244,6 +245,11 @@ static int check_locked(const PGresult *res, struct locked_job *lj, struct store
     if (strcmp(PQgetvalue(res, 0, AL_STATUS), "running") != 0) {
         store__err_set(err, STORE_E_STATE, "ai result: the job is %.16s, not running",
                        PQgetvalue(res, 0, AL_STATUS));
+        return STORE_E_STATE;
+    }
+    if (attempt > 0 && strtol(PQgetvalue(res, 0, AL_ATTEMPTS), NULL, 10) != attempt) {
+        /* the lease expired and another worker took the job: this result is stale */
+        store__err_set(err, STORE_E_STATE, "ai result: attempt %d is no longer current", attempt);
         return STORE_E_STATE;
     }
     if (store__ops_copy(lj->appointment_id, sizeof lj->appointment_id, res, 0, AL_APPT) != 0 ||
@@ -258,7 +264,8 @@ static int check_locked(const PGresult *res, struct locked_job *lj, struct store
 
 /* BEGIN and lock the job. 0 with lj filled and the transaction open, or a
  * negative code with err set and the transaction closed. */
-static int lock_job(PGconn *c, const char *job_id, struct locked_job *lj, struct store_err *err)
+static int lock_job(PGconn *c, const char *job_id, int attempt, struct locked_job *lj,
+                    struct store_err *err)
 {
     const char *vals[] = {job_id};
     const struct store__ops_stmt stmts[R_N] = {
@@ -271,7 +278,7 @@ static int lock_job(PGconn *c, const char *job_id, struct locked_job *lj, struct
     if (bad < R_N) {
         rc = store__ops_lookup_failed(c, res[bad], "ai result", err);
     } else {
-        rc = check_locked(res[R_LOCK], lj, err);
+        rc = check_locked(res[R_LOCK], attempt, lj, err);
     }
     store__ops_clear(res, R_N);
     if (rc != 0) {
@@ -379,7 +386,7 @@ void store__op_ai_result(PGconn *c, struct store_req *req)
     char error[sizeof r->error];
     clean_error(error, sizeof error, r->error);
     struct locked_job lj;
-    req->rc = lock_job(c, r->job_id, &lj, &req->err);
+    req->rc = lock_job(c, r->job_id, r->attempt, &lj, &req->err);
     if (req->rc != 0) {
         return;
     }

@@ -356,11 +356,11 @@ static const char ai_next_due_sql[] =
     " FROM coach_ai_job WHERE status IN ('pending', 'retry', 'running')";
 
 /* $1 job id. -> status, appointment id, roomId, client id, the coach's
- * Session id. Locks the job. */
+ * Session id, attempts. Locks the job. */
 static const char ai_lock_sql[] =
     "SELECT j.status, j.appointment_id, a.\"roomId\", a.\"clientId\","
     " (SELECT x.id FROM \"Session\" x WHERE x.\"appointmentId\" = a.id"
-    "  AND x.\"userId\" = a.\"coachId\")"
+    "  AND x.\"userId\" = a.\"coachId\"), j.attempts"
     " FROM coach_ai_job j JOIN \"Appointment\" a ON a.id = j.appointment_id"
     " WHERE j.id = $1 FOR UPDATE OF j";
 

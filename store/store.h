@@ -312,7 +312,8 @@ struct store_ai_claim {
     int64_t lease_ms;          /* in */
     struct store_ai_job *jobs; /* out: owned */
     size_t n_jobs;             /* out */
-    int64_t next_due_unix_ms;  /* out: earliest next_at of the remaining jobs, 0 if none */
+    int64_t next_due_unix_ms;  /* out: earliest next_at of pending/retry jobs or lease end
+                                  of running ones (a crashed worker's), 0 if none */
 };
 
 enum store_ai_outcome {
@@ -324,7 +325,10 @@ enum store_ai_outcome {
 
 /* STORE_OP_AI_RESULT: record one attempt, in one transaction. */
 struct store_ai_result {
-    char job_id[STORE_ID_MAX + 1];         /* in */
+    char job_id[STORE_ID_MAX + 1]; /* in */
+    int attempt; /* in: the claim's attempt (0 skips the check). A result for an attempt that
+                    is no longer current (the lease expired, another worker took the job) gets
+                    STORE_E_STATE: leases must outlast AI_TIMEOUT_MS. */
     enum store_ai_outcome outcome;         /* in */
     char *summary;                         /* in: DONE, owned */
     int64_t next_unix_ms;                  /* in: RETRY */

@@ -384,3 +384,62 @@ Test(life, http_session_and_rating_routes, .timeout = 60)
     wsc_close(client, 1000);
     stop();
 }
+
+#include "fakeai.h"
+
+Test(life, the_ai_summary_reaches_the_coach_after_a_retry, .timeout = 60)
+{
+    struct fakeai *fa = NULL;
+    cr_assert_eq(fakeai_start(&fa), 0);
+    struct fakeai_response busy = {.status = 429,
+                                   .headers = "Retry-After: 1\r\n",
+                                   .body = "{\"error\":{\"code\":\"rate_limit_exceeded\"}}"};
+    cr_assert_eq(fakeai_push(fa, &busy), 0);
+    cr_assert_eq(fakeai_push_summary(fa, "Sam sleeps better; keep the breathing."), 0);
+    static char url[300];
+    snprintf(url, sizeof(url), "AI_SUMMARY_URL=%s", fakeai_url(fa));
+    const char *env[] = {url, "AI_API_KEY=sk-test-key", "AI_MODEL=test-model", NULL};
+    start(env);
+    cr_assert_eq(pgtest_exec(conninfo,
+                             "INSERT INTO \"Profile\"(id,\"userId\",\"clientFacts\","
+                             "challenges,\"intakeCoachingGoals\") VALUES ('cprof1','" CLIENT
+                             "',ARRAY['night shifts'],ARRAY['sleep'],'sleep through')"),
+                 0);
+    struct wsc *coach = login(TOK_COACH);
+    json_decref(join(coach));
+    struct wsc *client = login(TOK_CLIENT);
+    json_decref(join(client));
+    chat(client, "a1", "I slept better");
+    wsc_send_json(coach, "{\"type\":\"end\",\"room\":\"room-1\"}");
+    json_decref(wsc_expect(coach, "session.ended", WAIT));
+    json_t *s = wsc_expect(coach, "summary", 15000);
+    cr_assert_not_null(s, "the summary arrives after the 429 and its Retry-After");
+    cr_expect_str_eq(str(s, "text"), "Sam sleeps better; keep the breathing.");
+    cr_expect_eq(strlen(str(s, "sessionId")), 25);
+    json_decref(s);
+    cr_expect_null(wsc_expect(client, "summary", 300), "the summary is for the coach");
+    cr_expect_eq(fakeai_request_count(fa), 2);
+    struct fakeai_request rq;
+    cr_assert_eq(fakeai_request_get(fa, 1, &rq), 0);
+    cr_expect_str_eq(rq.method, "POST");
+    cr_expect_str_eq(rq.authorization, "Bearer sk-test-key");
+    cr_expect(strstr(rq.body, "\"model\":\"test-model\"") != NULL, "%s", rq.body);
+    cr_expect(strstr(rq.body, "Sam Client (client): I slept better") != NULL, "transcript");
+    cr_expect(strstr(rq.body, "night shifts") != NULL, "client facts");
+    cr_expect(strstr(rq.body, "sleep through") != NULL, "intake goals");
+    fakeai_request_fini(&rq);
+    char *rows = query("SELECT count(*) FROM \"Session\" WHERE \"aiSummary\" ="
+                       " 'Sam sleeps better; keep the breathing.'");
+    cr_expect_str_eq(rows, "2", "on every Session row");
+    free(rows);
+    char *last = query("SELECT \"lastSummary\" FROM \"Profile\" WHERE \"userId\" = '" CLIENT "'");
+    cr_expect_str_eq(last, "Sam sleeps better; keep the breathing.");
+    free(last);
+    char *job = query("SELECT status || ':' || attempts FROM coach_ai_job");
+    cr_expect_str_eq(job, "done:2");
+    free(job);
+    wsc_close(coach, 1000);
+    wsc_close(client, 1000);
+    stop();
+    fakeai_free(fa);
+}
