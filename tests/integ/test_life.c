@@ -4,6 +4,7 @@
  * idleness, and after a restart; the transcript; ratings over WebSocket
  * and HTTP; GET /api/sessions/{id}.
  */
+#define _DEFAULT_SOURCE /* timegm */
 #include <criterion/criterion.h>
 #include <signal.h>
 #include <stdio.h>
@@ -442,4 +443,161 @@ Test(life, the_ai_summary_reaches_the_coach_after_a_retry, .timeout = 60)
     wsc_close(client, 1000);
     stop();
     fakeai_free(fa);
+}
+
+static long long unix_ms_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ISO 8601 UTC with milliseconds -> unix ms. */
+static long long iso_ms(const char *s)
+{
+    struct tm tm = {0};
+    int ms = 0;
+    if (sscanf(s, "%d-%d-%dT%d:%d:%d.%dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
+               &tm.tm_min, &tm.tm_sec, &ms) != 7) {
+        return 0;
+    }
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    return (long long)timegm(&tm) * 1000 + ms;
+}
+
+static void expect_warning_near(struct wsc *c, long long at_ms, int remaining)
+{
+    json_t *w = wsc_expect(c, "timer", 40000);
+    cr_assert_not_null(w, "the %d s warning", remaining);
+    long long now = unix_ms_now();
+    cr_expect_eq(json_integer_value(json_object_get(w, "remainingSec")), remaining);
+    cr_expect(llabs(now - at_ms) <= 2000, "warning %d s within 2 s of its time (off by %lld ms)",
+              remaining, now - at_ms);
+    json_decref(w);
+}
+
+Test(life, one_minute_with_warnings_at_30_and_10_survives_kill_9, .timeout = 90)
+{
+    const char *env[] = {"TIMER_WARNINGS=30,10", NULL};
+    start(env);
+    /* A 1-minute appointment whose session started 22 s ago. */
+    cr_assert_eq(pgtest_exec(conninfo,
+                             "UPDATE \"Appointment\" SET status='active', \"durationMin\"=1;"
+                             "INSERT INTO \"Session\"(id,\"roomId\",\"appointmentId\",\"userId\","
+                             "\"startedAt\",\"durationMinutes\",status) VALUES ('csess1','room-1',"
+                             "'cappt1','" COACH "',(now() at time zone 'UTC') - interval"
+                             " '22 seconds',1,'active')"),
+                 0);
+    struct wsc *client = login(TOK_CLIENT);
+    json_t *j = join(client);
+    long long ends = iso_ms(str(json_object_get(j, "session"), "endsAt"));
+    json_decref(j);
+    cr_assert(ends > unix_ms_now() + 30000, "about 38 s left");
+    chat(client, "k1", "before the crash");
+    expect_warning_near(client, ends - 30000, 30);
+
+    gwproc_stop(&gp, SIGKILL); /* kill -9 mid-session */
+    wsc_free(client);
+    static char env_db[600];
+    snprintf(env_db, sizeof(env_db), "DATABASE_URL=%s", conninfo);
+    const char *env2[] = {env_db, "TIMER_WARNINGS=30,10", NULL};
+    cr_assert_eq(gwproc_start(&gp, env2, NULL), 0, "restart");
+    client = login(TOK_CLIENT);
+    wsc_send_json(client, "{\"type\":\"join\",\"room\":\"room-1\",\"since\":0}");
+    j = wsc_expect(client, "joined", WAIT);
+    cr_assert_not_null(j);
+    cr_expect_eq(iso_ms(str(json_object_get(j, "session"), "endsAt")), ends, "same clock");
+    cr_expect_eq(json_array_size(json_object_get(j, "history")), 1, "the message survived");
+    json_decref(j);
+    expect_warning_near(client, ends - 10000, 10); /* not the 30 s one again */
+    json_t *e = wsc_expect(client, "session.ended", 20000);
+    cr_assert_not_null(e);
+    cr_expect_str_eq(str(e, "reason"), "timer");
+    cr_expect(llabs(unix_ms_now() - ends) <= 2000, "the end within 2 s of endsAt");
+    cr_expect_eq(iso_ms(str(e, "endedAt")), ends, "endedAt = endsAt");
+    json_decref(e);
+    char *rows = query("SELECT string_agg(status || ':' || \"warningsSent\", ',' ORDER BY"
+                       " \"userId\") FROM \"Session\"");
+    cr_expect_str_eq(rows, "completed:2,completed:2", "both rows completed, two warnings");
+    free(rows);
+    wsc_close(client, 1000);
+    stop();
+}
+
+/* Two ratings at once: exactly one wins, over WebSocket and over HTTP. */
+Test(life, concurrent_ratings_one_wins, .timeout = 60)
+{
+    start(NULL);
+    struct wsc *coach = login(TOK_COACH);
+    json_decref(join(coach));
+    struct wsc *c1 = login(TOK_CLIENT);
+    json_t *j = join(c1);
+    char sid[64];
+    snprintf(sid, sizeof(sid), "%s", str(json_object_get(j, "session"), "id"));
+    json_decref(j);
+    struct wsc *c2 = login(TOK_CLIENT);
+    json_decref(join(c2));
+    wsc_send_json(coach, "{\"type\":\"end\",\"room\":\"room-1\"}");
+    json_decref(wsc_expect(c1, "session.ended", WAIT));
+    json_decref(wsc_expect(c2, "session.ended", WAIT));
+    wsc_send_json(c1, "{\"type\":\"rate\",\"room\":\"room-1\",\"rating\":5}");
+    wsc_send_json(c2, "{\"type\":\"rate\",\"room\":\"room-1\",\"rating\":1}");
+    int rated = 0, conflicts = 0;
+    struct wsc *cs[2] = {c1, c2};
+    for (int i = 0; i < 2; i++) {
+        char *f = wsc_recv(cs[i], WAIT, NULL);
+        cr_assert_not_null(f);
+        rated += strstr(f, "\"rated\"") != NULL;
+        conflicts += strstr(f, "\"conflict\"") != NULL;
+        free(f);
+    }
+    cr_expect_eq(rated, 1, "one rating stored");
+    cr_expect_eq(conflicts, 1, "the other refused");
+    char *n = query("SELECT count(*) FROM \"SessionRating\"");
+    cr_expect_str_eq(n, "1");
+    free(n);
+
+    /* HTTP: a new appointment, ended, rated twice at once. */
+    cr_assert_eq(pgtest_exec(conninfo, "DELETE FROM \"SessionRating\""), 0);
+    char path[128], auth[128];
+    snprintf(path, sizeof(path), "http://127.0.0.1:%d/api/sessions/%s/rating", gp.port, sid);
+    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", TOK_CLIENT);
+    CURLM *m = curl_multi_init();
+    CURL *e[2];
+    struct curl_slist *h = curl_slist_append(NULL, auth);
+    h = curl_slist_append(h, "Content-Type: application/json");
+    for (int i = 0; i < 2; i++) {
+        e[i] = curl_easy_init();
+        curl_easy_setopt(e[i], CURLOPT_URL, path);
+        curl_easy_setopt(e[i], CURLOPT_HTTPHEADER, h);
+        curl_easy_setopt(e[i], CURLOPT_POSTFIELDS, i == 0 ? "{\"rating\":4}" : "{\"rating\":2}");
+        curl_easy_setopt(e[i], CURLOPT_TIMEOUT_MS, 10000L);
+        curl_easy_setopt(e[i], CURLOPT_WRITEFUNCTION, on_body);
+        static struct body sink[2];
+        curl_easy_setopt(e[i], CURLOPT_WRITEDATA, &sink[i]);
+        curl_multi_add_handle(m, e[i]);
+    }
+    int running = 1;
+    while (running > 0) {
+        curl_multi_perform(m, &running);
+        curl_multi_wait(m, NULL, 0, 100, NULL);
+    }
+    long st[2] = {0, 0};
+    for (int i = 0; i < 2; i++) {
+        curl_easy_getinfo(e[i], CURLINFO_RESPONSE_CODE, &st[i]);
+        curl_multi_remove_handle(m, e[i]);
+        curl_easy_cleanup(e[i]);
+    }
+    curl_multi_cleanup(m);
+    curl_slist_free_all(h);
+    cr_expect((st[0] == 201 && st[1] == 409) || (st[0] == 409 && st[1] == 201),
+              "one 201 and one 409, got %ld and %ld", st[0], st[1]);
+    n = query("SELECT count(*) FROM \"SessionRating\"");
+    cr_expect_str_eq(n, "1");
+    free(n);
+    wsc_close(coach, 1000);
+    wsc_close(c1, 1000);
+    wsc_close(c2, 1000);
+    stop();
 }
