@@ -84,27 +84,6 @@ static void auth_done(struct store_req *req)
     store_req_free(req);
 }
 
-static struct store_req *jwt_user_request(struct gw_http *h, const char *token)
-{
-    const char *secret = h->srv->cfg->jwt_secret;
-    struct gw_jwt_check chk = {.now_unix = gw_unix_ms() / 1000, .require_exp = 1};
-    json_t *claims = NULL;
-    if (gw_jwt_verify_hs256(token, strlen(token), (const unsigned char *)secret, strlen(secret),
-                            &chk, &claims, NULL) != 0) {
-        return NULL;
-    }
-    const char *sub = json_string_value(json_object_get(claims, "sub"));
-    struct store_req *req = NULL;
-    if (sub != NULL && sub[0] != '\0' && strlen(sub) <= STORE_ID_MAX) {
-        req = store_req_new(STORE_OP_AUTH_USER, auth_done, NULL);
-    }
-    if (req != NULL) {
-        snprintf(req->u.auth_user.user.id, sizeof(req->u.auth_user.user.id), "%s", sub);
-    }
-    json_decref(claims);
-    return req;
-}
-
 static void start_auth(struct gw_http *h)
 {
     const char *t = h->api_token;
@@ -112,17 +91,8 @@ static void start_auth(struct gw_http *h)
         gw_http_error(h, 401, "unauthorized", "Authorization: Bearer <token> required");
         return;
     }
-    const char *d1 = strchr(t, '.');
-    bool jwt = d1 != NULL && strchr(d1 + 1, '.') != NULL && h->srv->cfg->jwt_secret != NULL;
-    struct store_req *req = NULL;
-    if (jwt) {
-        req = jwt_user_request(h, t);
-    } else if (strlen(t) <= STORE_TOKEN_MAX) {
-        req = store_req_new(STORE_OP_AUTH_SESSION, auth_done, NULL);
-        if (req != NULL) {
-            snprintf(req->u.auth_session.token, sizeof(req->u.auth_session.token), "%s", t);
-        }
-    }
+    int64_t exp = 0;
+    struct store_req *req = gw_auth_request(h->srv->cfg, t, strlen(t), auth_done, NULL, &exp);
     if (req == NULL) {
         gw_http_error(h, 401, "unauthorized", "invalid token");
         return;

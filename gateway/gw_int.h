@@ -169,6 +169,14 @@ int gw_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user
  * a refusal. Called from the HTTP protocol's CONFIRM_UPGRADE. */
 int gw_ws_confirm_upgrade(struct gw_server *srv, struct lws *wsi);
 
+/* auth.c: the store request that resolves a bearer token's user (done and
+ * arg set): STORE_OP_AUTH_USER for a valid JWT (*jwt_exp_unix_ms = its
+ * exp), STORE_OP_AUTH_SESSION for anything shaped like a session token,
+ * NULL for an invalid token (or out of memory). token need not be
+ * NUL-terminated. */
+struct store_req *gw_auth_request(const struct gw_config *cfg, const char *token, size_t len,
+                                  store_done_fn done, void *arg, int64_t *jwt_exp_unix_ms);
+
 /* ws.c: the connection with this id, or NULL when it is gone. */
 struct gw_conn *gw_conn_find(struct gw_server *srv, uint64_t id);
 

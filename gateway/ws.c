@@ -289,63 +289,21 @@ static int submit_auth(struct gw_conn *c, struct store_req *req, struct auth_ctx
     return rc;
 }
 
-/* Check a JWT locally; on success prepare the user lookup. */
-static struct store_req *jwt_request(struct gw_conn *c, const char *token, size_t len)
-{
-    const struct gw_config *cfg = c->srv->cfg;
-    struct gw_jwt_check chk = {.now_unix = gw_unix_ms() / 1000, .leeway_sec = 0, .require_exp = 1};
-    json_t *claims = NULL;
-    struct gw_err err = {0};
-    if (gw_jwt_verify_hs256(token, len, (const unsigned char *)cfg->jwt_secret,
-                            strlen(cfg->jwt_secret), &chk, &claims, &err) != 0) {
-        gw_log(GW_LOG_INFO, "ws.auth_refused", "conn=%llu reason=\"%s\"", (unsigned long long)c->id,
-               err.msg);
-        return NULL;
-    }
-    const char *sub = json_string_value(json_object_get(claims, "sub"));
-    struct store_req *req = NULL;
-    if (sub != NULL && sub[0] != '\0' && strlen(sub) <= STORE_ID_MAX) {
-        req = store_req_new(STORE_OP_AUTH_USER, auth_done, NULL);
-    }
-    if (req != NULL) {
-        snprintf(req->u.auth_user.user.id, sizeof(req->u.auth_user.user.id), "%s", sub);
-        c->token_expires_unix_ms =
-            (int64_t)json_number_value(json_object_get(claims, "exp")) * 1000;
-        c->is_session_token = false;
-    }
-    json_decref(claims);
-    return req;
-}
-
-static struct store_req *session_request(struct gw_conn *c, const char *token, size_t len)
-{
-    if (len == 0 || len > STORE_TOKEN_MAX || memchr(token, '\0', len) != NULL) {
-        return NULL;
-    }
-    struct store_req *req = store_req_new(STORE_OP_AUTH_SESSION, auth_done, NULL);
-    if (req != NULL) {
-        memcpy(req->u.auth_session.token, token, len);
-        req->u.auth_session.token[len] = '\0';
-        memcpy(c->token, token, len);
-        c->token[len] = '\0';
-        c->is_session_token = true;
-    }
-    return req;
-}
-
-static bool looks_like_jwt(const char *token, size_t len)
-{
-    const char *d1 = memchr(token, '.', len);
-    return d1 != NULL && memchr(d1 + 1, '.', len - (size_t)(d1 + 1 - token)) != NULL;
-}
-
 /* Start checking token (header or hello). Errors are sent to c. */
 static void start_auth(struct gw_conn *c, const char *token, size_t len, const char *hello_id)
 {
     lws_sul_cancel(&c->auth_sul);
     c->state = GW_CONN_AUTHING;
-    bool jwt = looks_like_jwt(token, len) && c->srv->cfg->jwt_secret != NULL;
-    struct store_req *req = jwt ? jwt_request(c, token, len) : session_request(c, token, len);
+    int64_t jwt_exp = 0;
+    struct store_req *req = gw_auth_request(c->srv->cfg, token, len, auth_done, NULL, &jwt_exp);
+    if (req != NULL && req->op == STORE_OP_AUTH_SESSION) {
+        /* kept for the periodic revocation checks */
+        memcpy(c->token, req->u.auth_session.token, sizeof(c->token));
+        c->is_session_token = true;
+    } else if (req != NULL) {
+        c->token_expires_unix_ms = jwt_exp;
+        c->is_session_token = false;
+    }
     struct auth_ctx *ax = req != NULL ? calloc(1, sizeof(*ax)) : NULL;
     if (req == NULL || ax == NULL) {
         store_req_free(req);

@@ -56,27 +56,6 @@ enum {
     AC_TRANSCRIPT,
 };
 
-static void free_strv(char **v, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        free(v[i]);
-    }
-    free(v);
-}
-
-static void free_jobs(struct store_ai_job *jobs, size_t n)
-{
-    for (size_t i = 0; jobs != NULL && i < n; i++) {
-        free_strv(jobs[i].client_facts, jobs[i].n_client_facts);
-        free_strv(jobs[i].challenges, jobs[i].n_challenges);
-        free(jobs[i].goals);
-        free(jobs[i].symptoms);
-        free(jobs[i].last_summary);
-        free(jobs[i].transcript);
-    }
-    free(jobs);
-}
-
 /* The strings of JSON array arr (other elements, e.g. null, are skipped)
  * into *out (n entries; NULL when none). 0 or -ENOMEM. */
 static int strv_from_array(const json_t *arr, char ***out, size_t *n)
@@ -100,7 +79,7 @@ static int strv_from_array(const json_t *arr, char ***out, size_t *n)
         size_t len = json_string_length(s);
         v[k] = malloc(len + 1);
         if (v[k] == NULL) {
-            free_strv(v, k);
+            store__free_strv(v, k);
             return -ENOMEM;
         }
         memcpy(v[k], json_string_value(s), len);
@@ -131,7 +110,7 @@ static int strv_from_json(char ***out, size_t *n, const PGresult *res, int row, 
 }
 
 /* Fill job j from row `row` of STORE_Q_AI_CLAIM. 0, -1 for an oversized
- * id or bad JSON, -ENOMEM; j may own strings either way (free_jobs). */
+ * id or bad JSON, -ENOMEM; j may own strings either way (store__free_ai_jobs). */
 static int copy_job(struct store_ai_job *j, const PGresult *res, int row)
 {
     if (store__ops_copy(j->job_id, sizeof j->job_id, res, row, AC_ID) != 0 ||
@@ -169,7 +148,7 @@ static int fill_jobs(struct store_ai_claim *cl, const PGresult *res, struct stor
         rc = copy_job(&jobs[i], res, (int)i);
     }
     if (rc != 0) {
-        free_jobs(jobs, n);
+        store__free_ai_jobs(jobs, n);
         rc = rc == -ENOMEM ? -ENOMEM : STORE_E_QUERY;
         store__err_set(err, rc, "ai claim: %s",
                        rc == -ENOMEM ? "out of memory" : "an id or a profile list is malformed");

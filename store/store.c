@@ -475,7 +475,7 @@ struct store_req *store_req_new(enum store_op op, store_done_fn done, void *arg)
     return req;
 }
 
-static void free_strv(char **v, size_t n)
+void store__free_strv(char **v, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         free(v[i]);
@@ -483,11 +483,11 @@ static void free_strv(char **v, size_t n)
     free(v);
 }
 
-static void free_ai_jobs(struct store_ai_job *jobs, size_t n)
+void store__free_ai_jobs(struct store_ai_job *jobs, size_t n)
 {
-    for (size_t i = 0; i < n; i++) {
-        free_strv(jobs[i].client_facts, jobs[i].n_client_facts);
-        free_strv(jobs[i].challenges, jobs[i].n_challenges);
+    for (size_t i = 0; jobs != NULL && i < n; i++) {
+        store__free_strv(jobs[i].client_facts, jobs[i].n_client_facts);
+        store__free_strv(jobs[i].challenges, jobs[i].n_challenges);
         free(jobs[i].goals);
         free(jobs[i].symptoms);
         free(jobs[i].last_summary);
@@ -509,13 +509,13 @@ static void free_owned(struct store_req *req)
         free(req->u.session_get.rating_comment);
         break;
     case STORE_OP_AI_CLAIM:
-        free_ai_jobs(req->u.ai_claim.jobs, req->u.ai_claim.n_jobs);
+        store__free_ai_jobs(req->u.ai_claim.jobs, req->u.ai_claim.n_jobs);
         break;
     case STORE_OP_AI_RESULT:
         free(req->u.ai_result.summary);
         break;
     case STORE_OP_LIVE_ROOMS:
-        free_strv(req->u.live_rooms.room_ids, req->u.live_rooms.n_rooms);
+        store__free_strv(req->u.live_rooms.room_ids, req->u.live_rooms.n_rooms);
         break;
     default:
         break;

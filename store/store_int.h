@@ -23,6 +23,11 @@ void store__err_set(struct store_err *err, int code, const char *fmt, ...)
  * name). NULL with err filled (STORE_E_UNAVAILABLE) on failure. */
 PGconn *store__connect(const char *conninfo, struct store_err *err);
 
+/* Free a vector of n malloc'd strings, and the vector. NULL-safe. */
+void store__free_strv(char **v, size_t n);
+/* Free n claimed AI jobs and what they own, and the array. NULL-safe. */
+void store__free_ai_jobs(struct store_ai_job *jobs, size_t n);
+
 /* The operations, run on the store thread with its live connection. Each
  * sets req->rc (0, STORE_E_NOTFOUND, STORE_E_QUERY, ...) and req->err, and
  * its outputs on success. When the connection broke meanwhile the caller
