@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -101,6 +102,9 @@ static pid_t spawn(struct gwproc *gp, const char *const env[], const char *const
     char **envp = build_env(env);
     pid_t pid = fork();
     if (pid == 0) {
+        /* Die with the test process, even when a failed assertion ends it
+         * before gwproc_stop: no gateway outlives its test. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
         int fd = open(gp->log_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
         if (fd >= 0) {
             dup2(fd, STDERR_FILENO);
@@ -291,6 +295,36 @@ static int fixture(struct pgserver *pg, const char *verb)
     return 0;
 }
 
+/* State dirs of servers this test process started and has not destroyed
+ * (copies: a failed assertion leaves the test's own struct behind):
+ * destroyed at exit, so no PostgreSQL outlives its test. */
+static char live_dirs[8][128];
+
+static void destroy_leftovers(void)
+{
+    for (size_t i = 0; i < sizeof(live_dirs) / sizeof(live_dirs[0]); i++) {
+        if (live_dirs[i][0] != '\0') {
+            struct pgserver pg = {0};
+            memcpy(pg.state_dir, live_dirs[i], sizeof(pg.state_dir));
+            pgserver_destroy(&pg);
+        }
+    }
+}
+
+static void track(const char *dir, int live)
+{
+    static int registered;
+    if (!registered) {
+        registered = atexit(destroy_leftovers) == 0;
+    }
+    for (size_t i = 0; i < sizeof(live_dirs) / sizeof(live_dirs[0]); i++) {
+        if (live ? live_dirs[i][0] == '\0' : strcmp(live_dirs[i], dir) == 0) {
+            snprintf(live_dirs[i], sizeof(live_dirs[i]), "%s", live ? dir : "");
+            return;
+        }
+    }
+}
+
 int pgserver_start(struct pgserver *pg)
 {
     if (pg->state_dir[0] == '\0') {
@@ -298,6 +332,7 @@ int pgserver_start(struct pgserver *pg)
         if (mkdtemp(pg->state_dir) == NULL) {
             return -1;
         }
+        track(pg->state_dir, 1);
     }
     if (fixture(pg, "start") != 0) {
         return -1;
@@ -323,6 +358,7 @@ int pgserver_stop(struct pgserver *pg)
 
 int pgserver_destroy(struct pgserver *pg)
 {
+    track(pg->state_dir, 0);
     int rc = fixture(pg, "destroy");
     rmdir(pg->state_dir);
     return rc;
