@@ -727,3 +727,50 @@ Test(ws, kill_9_during_a_burst_loses_no_acked_message)
     cr_expect_str_eq(gap, "t", "seq stays contiguous");
     free(gap);
 }
+
+Test(ws, a_connection_that_stops_reading_is_closed_with_4008, .timeout = 60)
+{
+    /* A client with a tiny receive buffer joins and stops reading. */
+    struct wsc_opts o = {.port = gp.port, .rcvbuf = 2048};
+    struct wsc *stuck = wsc_connect(&o, NULL);
+    cr_assert_not_null(stuck);
+    wsc_send_json(stuck, "{\"type\":\"hello\",\"token\":\"" TOK_CLIENT "\"}");
+    json_decref(wsc_expect(stuck, "welcome", WAIT));
+    json_decref(join(stuck, "room-1"));
+    /* An observer comes and goes: every pass is two presence frames for it. */
+    struct wsc *admin = login(TOK_ADMIN);
+    int passes = 0;
+    for (; passes < 3000; passes++) {
+        wsc_send_json(admin, "{\"type\":\"join\",\"room\":\"room-1\"}");
+        json_t *j = wsc_expect(admin, "joined", WAIT);
+        wsc_send_json(admin, "{\"type\":\"leave\",\"room\":\"room-1\"}");
+        json_t *l = wsc_expect(admin, "left", WAIT);
+        cr_assert(j != NULL && l != NULL, "the observer is served throughout (pass %d)", passes);
+        json_decref(j);
+        json_decref(l);
+        if (passes % 100 == 99) {
+            /* stop once the server has given up on the stuck reader */
+            char *metrics = calloc(1, 65536);
+            long st = 0;
+            http_get(gp.port, "/metrics", &st, metrics, 65536);
+            int closed = strstr(metrics, "coach_slow_consumer_closes_total 1\n") != NULL;
+            free(metrics);
+            if (closed) {
+                break;
+            }
+        }
+    }
+    cr_expect(passes < 3000, "the slow consumer was closed");
+    /* Now read: what was queued in the kernel, then the close frame. */
+    char *f = NULL;
+    while ((f = wsc_recv(stuck, 2000, NULL)) != NULL) {
+        free(f);
+    }
+    cr_expect_eq(wsc_close_code(stuck), 4008, "slow consumer");
+    wsc_free(stuck);
+    wsc_send_json(admin, "{\"type\":\"ping\"}");
+    json_t *pong = wsc_expect(admin, "pong", WAIT);
+    cr_expect_not_null(pong, "others are undisturbed");
+    json_decref(pong);
+    wsc_close(admin, 1000);
+}

@@ -55,6 +55,7 @@ struct wsc {
     BIO_METHOD *bio_meth; /* owned */
     int tls_eof;          /* the BIO saw EOF */
     int timeout_ms;       /* for each send */
+    int rcvbuf;           /* SO_RCVBUF before connecting, 0: the system's */
     int close_code;       /* see wsc_close_code() */
     int sent_close;       /* a close frame went out */
     int dead;             /* I/O or protocol failure: no more I/O */
@@ -631,6 +632,10 @@ static int tcp_try(struct wsc *c, const struct addrinfo *ai, int64_t deadline)
     if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0 || fcntl(fd, F_SETFL, O_NONBLOCK) < 0) {
         rc = -errno;
     }
+    if (rc == 0 && c->rcvbuf > 0 &&
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &c->rcvbuf, sizeof(c->rcvbuf)) < 0) {
+        rc = -errno;
+    }
     if (rc == 0 && connect(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
         rc = errno == EINPROGRESS ? wait_fd(fd, POLLOUT, deadline) : -errno;
         int soerr = 0;
@@ -928,6 +933,7 @@ struct wsc *wsc_connect(const struct wsc_opts *o, int *http_status)
     }
     c->fd = -1;
     c->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : DEFAULT_TIMEOUT;
+    c->rcvbuf = o->rcvbuf;
     c->rbuf = malloc(RBUF_MIN_BYTES);
     c->rcap = RBUF_MIN_BYTES;
     c->fifo = calloc(WSC_FIFO_MAX, sizeof(*c->fifo));

@@ -53,6 +53,7 @@ struct wsc_opts {
                                   host name is not checked: test certificates name
                                   "localhost" while tests dial 127.0.0.1) */
     int timeout_ms;            /* connect + TLS + handshake, and each send; default 5000 */
+    int rcvbuf;                /* SO_RCVBUF set before connecting (a slow reader); 0: default */
     char *errbuf;              /* optional: why wsc_connect() failed, NUL-terminated */
     size_t errbuf_len;
 };
