@@ -47,6 +47,7 @@ struct gw_server {
     lws_sorted_usec_list_t tick; /* housekeeping timer */
     volatile sig_atomic_t *stop; /* main's flag */
     bool draining;
+    bool closing; /* the context is being destroyed: arm no more timers */
     int64_t drain_deadline_ms;
     int64_t next_sweep_ms;   /* monotonic: next gw_rooms_sweep */
     struct ai_client *ai;    /* owned; NULL without AI_SUMMARY_URL */
@@ -58,12 +59,22 @@ struct gw_server {
 
 #define GW_API_BODY_MAX 16384
 
+/* The /api routes (api.c dispatches; each runs once its body is in). */
+enum gw_api_route {
+    GW_API_NONE = 0,
+    GW_API_SESSION_GET,    /* GET /api/sessions/{id} */
+    GW_API_SESSION_RATING, /* POST /api/sessions/{id}/rating */
+    GW_API_AUTH_CODES,     /* POST /api/auth/codes (api_auth.c) */
+    GW_API_AUTH_REDEEM,    /* POST /api/auth/redeem (api_auth.c) */
+};
+
 /* Per-HTTP-connection state (lws per_session_data). Loop thread only. */
 struct gw_http {
     struct lws *wsi;
     struct gw_server *srv;
     struct store_req *pending; /* owned by the store until its done callback */
-    /* An /api request in progress (api.c). */
+    /* An /api request in progress (api.c, api_auth.c). */
+    enum gw_api_route api_route;
     bool api_post;
     char api_session_id[STORE_ID_MAX + 1];
     char *api_token; /* the Bearer token, owned, wiped */
@@ -222,7 +233,11 @@ void gw_life_stop(struct gw_room *g);
  * periodically). */
 void gw_rooms_sweep(struct gw_server *srv);
 
-/* wsroom.c: free every room (shutdown). */
+/* wsroom.c: cancel every room's timers and arm no more (before the lws
+ * context is destroyed: the timers live in it). */
+void gw_rooms_stop_timers(struct gw_server *srv);
+
+/* wsroom.c: free every room (shutdown, after the context). */
 void gw_rooms_free(struct gw_server *srv);
 
 /* metrics.c: count an `error` sent, by its protocol code. */
@@ -244,6 +259,10 @@ void gw_api_begin(struct gw_server *srv, struct gw_http *h, const char *path, bo
 /* api.c: a piece of its body, and its end. */
 void gw_api_body(struct gw_http *h, const void *in, size_t len);
 void gw_api_body_done(struct gw_http *h);
+/* api_auth.c: run POST /api/auth/codes or /api/auth/redeem once the body
+ * is complete (h->api_body, h->api_body_len; h->api_route says which). */
+void gw_api_auth_run(struct gw_http *h);
+
 /* api.c: free what h's API request owns. */
 void gw_api_fini(struct gw_http *h);
 

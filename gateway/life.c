@@ -33,7 +33,7 @@ static void room_tick(lws_sorted_usec_list_t *sul)
 
 void gw_life_rearm(struct gw_room *g)
 {
-    if (g == NULL || g->core == NULL) {
+    if (g == NULL || g->core == NULL || g->srv->closing) {
         return;
     }
     int64_t at = room_next_deadline_ms(g->core);
@@ -54,6 +54,7 @@ void gw_life_stop(struct gw_room *g)
 {
     lws_sul_cancel(&g->timer);
     lws_sul_cancel(&g->end_retry);
+    g->timer_at_unix_ms = ROOM_NO_DEADLINE;
 }
 
 /* ---- warnings ------------------------------------------------------------------------------ */
@@ -132,8 +133,10 @@ static void end_done(struct store_req *req)
         gw_log(GW_LOG_WARN, "room.end_retry", "room=%s rc=%d retry_ms=%lld", g->room_id, req->rc,
                (long long)backoff);
         g->end_attempts++;
-        lws_sul_schedule(g->srv->ctx, 0, &g->end_retry, end_retry,
-                         (lws_usec_t)backoff * LWS_US_PER_MS);
+        if (!g->srv->closing) {
+            lws_sul_schedule(g->srv->ctx, 0, &g->end_retry, end_retry,
+                             (lws_usec_t)backoff * LWS_US_PER_MS);
+        }
     } else {
         g->end_pending = false;
         broadcast_ended(g, &req->u.end);
@@ -159,7 +162,7 @@ static void submit_end(struct gw_room *g)
         snprintf(e->reason, sizeof(e->reason), "%s", room_end_reason_name(g->end_fx.reason));
         e->ai_enabled = g->srv->cfg->ai_summary_url != NULL;
     }
-    if (gw__submit(NULL, req, gw__wctx_new(g->srv, g, &none)) != 0) {
+    if (gw__submit(NULL, req, gw__wctx_new(g->srv, g, &none)) != 0 && !g->srv->closing) {
         g->end_attempts++;
         lws_sul_schedule(g->srv->ctx, 0, &g->end_retry, end_retry, LWS_US_PER_SEC);
     }

@@ -270,6 +270,9 @@ void gw_server_free(struct gw_server *srv)
         return;
     }
     if (srv->ctx != NULL) {
+        if (srv->rooms != NULL) {
+            gw_rooms_stop_timers(srv);
+        }
         lws_context_destroy(srv->ctx);
         srv->ctx = NULL;
     }

@@ -711,9 +711,20 @@ static void free_room(void *value, void *arg)
         free(g->pending);
         g->pending = next;
     }
-    gw_life_stop(g);
     room_free(g->core);
     free(g);
+}
+
+static void stop_room(void *value, void *arg)
+{
+    (void)arg;
+    gw_life_stop(value);
+}
+
+void gw_rooms_stop_timers(struct gw_server *srv)
+{
+    srv->closing = true;
+    gw_map_each(srv->rooms, stop_room, NULL);
 }
 
 void gw_rooms_free(struct gw_server *srv)
