@@ -242,21 +242,38 @@ static void copy_token(struct gw_http *h)
     sodium_memzero(auth, sizeof(auth));
 }
 
+/* The route of path, GW_API_NONE when there is none. */
+static enum gw_api_route route_of(struct gw_http *h, const char *path)
+{
+    bool is_rating = false;
+    if (strcmp(path, "/api/auth/codes") == 0) {
+        return GW_API_AUTH_CODES;
+    }
+    if (strcmp(path, "/api/auth/redeem") == 0) {
+        return GW_API_AUTH_REDEEM;
+    }
+    if (parse_path(h, path, &is_rating) != 0) {
+        return GW_API_NONE;
+    }
+    return is_rating ? GW_API_SESSION_RATING : GW_API_SESSION_GET;
+}
+
 void gw_api_begin(struct gw_server *srv, struct gw_http *h, const char *path, bool is_get)
 {
     (void)srv;
     gw_api_fini(h);
-    bool is_rating = false;
-    if (parse_path(h, path, &is_rating) != 0) {
+    h->api_route = route_of(h, path);
+    if (h->api_route == GW_API_NONE) {
         gw_http_error(h, 404, "not_found", "no such route");
         return;
     }
     bool is_post = lws_hdr_total_length(h->wsi, WSI_TOKEN_POST_URI) > 0;
-    if (is_rating ? !is_post : !is_get) {
+    bool wants_body = h->api_route != GW_API_SESSION_GET;
+    if (wants_body ? !is_post : !is_get) {
         gw_http_error(h, 405, "bad_request", "method not allowed");
         return;
     }
-    if (is_rating) {
+    if (wants_body) {
         char cl[24] = "";
         lws_hdr_copy(h->wsi, cl, sizeof(cl), WSI_TOKEN_HTTP_CONTENT_LENGTH);
         long long n = strtoll(cl, NULL, 10);
@@ -270,8 +287,8 @@ void gw_api_begin(struct gw_server *srv, struct gw_http *h, const char *path, bo
         }
     }
     copy_token(h);
-    h->api_post = is_rating;
-    if (!is_rating) {
+    h->api_post = wants_body;
+    if (!wants_body) {
         start_auth(h);
     }
     /* a POST starts when its body is complete (gw_api_body_done) */
@@ -303,6 +320,10 @@ void gw_api_body_done(struct gw_http *h)
         gw_http_error(h, 413, "too_large", "body larger than 16384 bytes");
         return;
     }
+    if (h->api_route == GW_API_AUTH_CODES || h->api_route == GW_API_AUTH_REDEEM) {
+        gw_api_auth_run(h); /* its own authorization rules */
+        return;
+    }
     start_auth(h);
 }
 
@@ -318,4 +339,5 @@ void gw_api_fini(struct gw_http *h)
     h->api_body_len = 0;
     h->api_too_large = false;
     h->api_post = false;
+    h->api_route = GW_API_NONE;
 }

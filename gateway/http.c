@@ -13,14 +13,25 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
+
 #include "ai.h"
 #include "gw_int.h"
+
+/* Free a response body, wiped: it may carry a token or an auth code. */
+static void free_body(char *body, size_t len)
+{
+    if (body != NULL) {
+        sodium_memzero(body, len);
+        free(body);
+    }
+}
 
 /* Take ownership of body (malloc'd) as the response. */
 static void respond_take(struct gw_http *h, unsigned int status, const char *type, char *body,
                          size_t len)
 {
-    free(h->body);
+    free_body(h->body, h->body_len);
     h->body = body;
     h->body_len = len;
     h->status = status;
@@ -157,8 +168,9 @@ static int write_response(struct gw_http *h)
     }
     struct lws *wsi = h->wsi;
     int rc = write_response_buf(h, buf, cap);
+    sodium_memzero(buf, cap);
     free(buf);
-    free(h->body);
+    free_body(h->body, h->body_len);
     h->body = NULL;
     /* h may be freed by lws from here on. */
     if (rc != 0 || lws_http_transaction_completed(wsi) != 0) {
@@ -176,7 +188,7 @@ static void detach(struct gw_http *h)
         h->pending->arg = NULL;
         h->pending = NULL;
     }
-    free(h->body);
+    free_body(h->body, h->body_len);
     h->body = NULL;
     h->has_response = false;
     gw_api_fini(h);

@@ -389,6 +389,61 @@ static const char ai_failed_sql[] =
     "UPDATE coach_ai_job SET status = 'failed', lease_until = NULL, last_error = $2,"
     " updated_at = now() WHERE id = $1";
 
+/* $1 new RateLimit id, $2 skoolUserId, $3 the UTC day (ms, 00:00), $4 now
+ * (ms), $5 codes allowed per day, $6 new AuthCode id, $7 code,
+ * $8 skoolUsername, $9 expiresAt (ms). Counts the request unless the day is
+ * at the limit (then no row comes back and nothing is written); the upsert
+ * locks the day's row, so concurrent requests are counted one after the
+ * other. -> requestCount after this request. */
+#define AC_DAY_TS     OPS_SQL_TS("$3")
+#define AC_NOW_TS     OPS_SQL_TS("$4")
+#define AC_EXPIRES_TS OPS_SQL_TS("$9")
+static const char auth_code_issue_sql[] =
+    "WITH rl AS ("
+    " INSERT INTO \"RateLimit\" AS r"
+    "  (id, \"skoolUserId\", \"requestDate\", \"requestCount\", \"lastRequestAt\")"
+    " VALUES ($1, $2, " AC_DAY_TS ", 1, " AC_NOW_TS ")"
+    " ON CONFLICT (\"skoolUserId\", \"requestDate\") DO UPDATE SET"
+    "  \"requestCount\" = r.\"requestCount\" + 1, \"lastRequestAt\" = EXCLUDED.\"lastRequestAt\""
+    " WHERE r.\"requestCount\" < $5::int4"
+    " RETURNING r.\"requestCount\"),"
+    " ins AS ("
+    " INSERT INTO \"AuthCode\""
+    "  (id, code, \"skoolUserId\", \"skoolUsername\", \"generatedAt\", \"expiresAt\", \"isActive\")"
+    " SELECT $6, $7, $2, $8, " AC_NOW_TS ", " AC_EXPIRES_TS ", true FROM rl"
+    " RETURNING 1)"
+    " SELECT rl.\"requestCount\" FROM rl"; /* ins runs regardless (a data-modifying WITH) */
+
+/* $1 code, $2 now (ms), $3 IP, $4 User-Agent, $5 fingerprint, $6 new
+ * UserSession id, $7 sessionId (the token), $8 its expiresAt (ms). Uses
+ * the code if it is unused, active and not expired (the UPDATE's WHERE is
+ * evaluated again on the newest row version after a concurrent redeem, so
+ * only one can win) and creates the session. -> skoolUserId, skoolUsername,
+ * UserSession id; no row when the code could not be used. */
+#define AR_NOW_TS     OPS_SQL_TS("$2")
+#define AR_EXPIRES_TS OPS_SQL_TS("$8")
+static const char auth_code_redeem_sql[] =
+    "WITH u AS ("
+    " UPDATE \"AuthCode\" SET \"usedAt\" = " AR_NOW_TS ", \"isActive\" = false,"
+    "  \"usedIpAddress\" = $3, \"userAgent\" = $4, \"deviceFingerprint\" = $5"
+    " WHERE code = $1 AND \"usedAt\" IS NULL AND \"isActive\" AND \"expiresAt\" > " AR_NOW_TS
+    " RETURNING code, \"skoolUserId\", \"skoolUsername\"),"
+    " s AS ("
+    " INSERT INTO \"UserSession\" (id, \"sessionId\", \"skoolUserId\", \"skoolUsername\","
+    "  \"authCodeUsed\", \"createdAt\", \"expiresAt\", \"lastActive\", \"ipAddress\","
+    "  \"userAgent\", \"deviceFingerprint\", \"isActive\")"
+    " SELECT $6, $7, u.\"skoolUserId\", u.\"skoolUsername\", u.code, " AR_NOW_TS ","
+    "  " AR_EXPIRES_TS ", " AR_NOW_TS ", $3, $4, $5, true FROM u"
+    " RETURNING id)"
+    " SELECT u.\"skoolUserId\", u.\"skoolUsername\", s.id FROM u, s";
+
+/* $1 code, $2 now (ms): why a code could not be redeemed. -> used
+ * ("usedAt" set or not active), expired. No row: no such code. */
+#define AS_NOW_TS OPS_SQL_TS("$2")
+static const char auth_code_state_sql[] =
+    "SELECT \"usedAt\" IS NOT NULL OR NOT \"isActive\", \"expiresAt\" <= " AS_NOW_TS
+    " FROM \"AuthCode\" WHERE code = $1";
+
 static const char *const queries[STORE_Q_N] = {
     [STORE_Q_BEGIN] = "BEGIN",
     [STORE_Q_COMMIT] = "COMMIT",
@@ -423,6 +478,9 @@ static const char *const queries[STORE_Q_N] = {
     [STORE_Q_AI_PROFILE] = ai_profile_sql,
     [STORE_Q_AI_RETRY] = ai_retry_sql,
     [STORE_Q_AI_FAILED] = ai_failed_sql,
+    [STORE_Q_AUTH_CODE_ISSUE] = auth_code_issue_sql,
+    [STORE_Q_AUTH_CODE_REDEEM] = auth_code_redeem_sql,
+    [STORE_Q_AUTH_CODE_STATE] = auth_code_state_sql,
 };
 
 /* Plan each statement once (see DESIGN). */

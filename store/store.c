@@ -249,6 +249,12 @@ static void execute_one(struct store *st, struct store_req *req)
     case STORE_OP_LIVE_ROOMS:
         store__op_live_rooms(st->conn, req);
         break;
+    case STORE_OP_AUTH_CODE_ISSUE:
+        store__op_auth_code_issue(st->conn, req);
+        break;
+    case STORE_OP_AUTH_CODE_REDEEM:
+        store__op_auth_code_redeem(st->conn, req);
+        break;
     }
 }
 
@@ -516,6 +522,13 @@ static void free_owned(struct store_req *req)
         break;
     case STORE_OP_LIVE_ROOMS:
         store__free_strv(req->u.live_rooms.room_ids, req->u.live_rooms.n_rooms);
+        break;
+    case STORE_OP_AUTH_CODE_ISSUE:
+        sodium_memzero(req->u.code_issue.code, sizeof(req->u.code_issue.code));
+        break;
+    case STORE_OP_AUTH_CODE_REDEEM:
+        sodium_memzero(req->u.code_redeem.code, sizeof(req->u.code_redeem.code));
+        sodium_memzero(req->u.code_redeem.session_token, sizeof(req->u.code_redeem.session_token));
         break;
     default:
         break;

@@ -92,6 +92,10 @@ enum store_op {
     STORE_OP_AI_CLAIM,     /* take due AI summary jobs, with their prompt inputs */
     STORE_OP_AI_RESULT,    /* record an AI attempt's outcome */
     STORE_OP_LIVE_ROOMS,   /* rooms whose session is running (to resume their clocks) */
+    /* a Skool auth code, under the daily rate limit */
+    STORE_OP_AUTH_CODE_ISSUE,
+    /* use an auth code once: a new UserSession */
+    STORE_OP_AUTH_CODE_REDEEM,
 };
 
 #define STORE_ID_MAX    64  /* user, appointment, session and message ids */
@@ -347,6 +351,59 @@ struct store_live_rooms {
     size_t n_rooms;  /* out */
 };
 
+#define STORE_SKOOL_ID_MAX    128 /* "skoolUserId" */
+#define STORE_AUTH_CODE_MAX   128 /* "AuthCode".code */
+#define STORE_IP_MAX          64  /* a peer's address as text */
+#define STORE_UA_MAX          512 /* User-Agent, bytes */
+#define STORE_FINGERPRINT_MAX 512 /* deviceFingerprint, bytes */
+
+/* STORE_OP_AUTH_CODE_ISSUE, one statement (so one transaction): count the
+ * request in "RateLimit" (one row per skoolUserId and UTC day, created with
+ * a new cuid, "requestCount" + 1 and "lastRequestAt") unless the day already
+ * has max_per_day, and insert the "AuthCode" row (new cuid, isActive,
+ * generatedAt = now_unix_ms). At the limit nothing is written and
+ * limited = 1 (rc 0): refused requests are not counted, so "requestCount"
+ * is the number of codes issued that day. Concurrent requests serialize on
+ * the RateLimit row. -EINVAL: an empty field or now_unix_ms not positive.
+ * The code is a secret: wiped when the request is freed, never in err. */
+struct store_auth_code_issue {
+    char skool_user_id[STORE_SKOOL_ID_MAX + 1]; /* in */
+    char skool_username[STORE_NAME_MAX + 1];    /* in */
+    char code[STORE_AUTH_CODE_MAX + 1];         /* in: the new code */
+    int64_t now_unix_ms;                        /* in: generatedAt; its UTC day is counted */
+    int64_t expires_unix_ms;                    /* in: expiresAt */
+    int max_per_day;                            /* in: codes per skoolUserId and UTC day */
+    int limited;                                /* out: 1 when refused by the limit */
+    int request_count;                          /* out: the day's count after this one */
+};
+
+/* STORE_OP_AUTH_CODE_REDEEM, one statement (so one transaction): the
+ * code's "AuthCode" row, if unused, active and expiresAt > now_unix_ms,
+ * becomes used (usedAt, isActive false, usedIpAddress, userAgent,
+ * deviceFingerprint: an UPDATE whose WHERE decides between concurrent
+ * redeems) and a "UserSession" row is inserted (new cuid, sessionId =
+ * session_token, the code's skoolUserId and skoolUsername, authCodeUsed,
+ * createdAt = lastActive = now_unix_ms, expiresAt =
+ * session_expires_unix_ms, ipAddress, userAgent, deviceFingerprint).
+ * Errors, nothing written: STORE_E_NOTFOUND (no such code),
+ * STORE_E_CONFLICT (used or deactivated, including by a concurrent
+ * redeem), STORE_E_STATE (expired), -EINVAL (no token, bad times). The
+ * skoolUserId and skoolUsername returned are the code's, cut to fit. The
+ * code and token are secrets: wiped when the request is freed, never in
+ * err. */
+struct store_auth_code_redeem {
+    char code[STORE_AUTH_CODE_MAX + 1];          /* in */
+    char session_token[STORE_TOKEN_MAX + 1];     /* in: the new "sessionId" */
+    char ip[STORE_IP_MAX + 1];                   /* in */
+    char user_agent[STORE_UA_MAX + 1];           /* in: "" when none */
+    char fingerprint[STORE_FINGERPRINT_MAX + 1]; /* in: "" when none */
+    int64_t now_unix_ms;                         /* in */
+    int64_t session_expires_unix_ms;             /* in */
+    char skool_user_id[STORE_SKOOL_ID_MAX + 1];  /* out */
+    char skool_username[STORE_NAME_MAX + 1];     /* out */
+    char user_session_id[STORE_ID_MAX + 1];      /* out: "UserSession".id */
+};
+
 struct store_req {
     enum store_op op;
     store_done_fn done;  /* loop thread */
@@ -371,6 +428,8 @@ struct store_req {
         struct store_ai_claim ai_claim;
         struct store_ai_result ai_result;
         struct store_live_rooms live_rooms;
+        struct store_auth_code_issue code_issue;
+        struct store_auth_code_redeem code_redeem;
     } u;
     struct store_req *next; /* queue link, owned by the store while queued */
 };
