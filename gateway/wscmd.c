@@ -69,7 +69,8 @@ static void deliver_committed(struct gw_wctx *w, struct store_chat *ch)
             }
         }
     }
-    if (rc == ROOM_E_SEQ_OLD) {
+    if (rc == ROOM_E_SEQ_OLD || rc == ROOM_E_SEQ_GAP) {
+        /* stored all the same: the sender gets its ack (members recover with since) */
         struct gw_conn *c = gw_conn_find(srv, w->join.conn_id);
         if (c != NULL) {
             gw__reply(c, ack_json(ch), gw__id_of(&w->join));

@@ -1,6 +1,8 @@
 /*
- * wsroom.c: the room commands of an authenticated connection (join, leave,
- * chat, typing, history) and the execution of the rooms core's effects.
+ * wsroom.c: rooms in memory: loading them (on join, and the running ones at
+ * start-up), joining, holding commands behind a loading room, and the
+ * execution of the rooms core's effects. Chat, typing, leave and history
+ * are in wscmd.c; the clock, ending and ratings in life.c.
  *
  * DESIGN: rooms are loaded on first join (concurrent joins wait on the
  * same load) and kept for the life of the process. A join runs as a chain
@@ -86,7 +88,6 @@ struct gw_wctx *gw__wctx_new(struct gw_server *srv, struct gw_room *g, const str
         w->room = g;
         w->join = *j;
         w->join.next = NULL;
-        w->submitted_ms = gw_now_ms();
     }
     return w;
 }

@@ -16,7 +16,6 @@ struct gw_wctx {
     struct gw_room *room; /* borrowed: rooms live until shutdown */
     struct gw_join join;  /* conn id, request id, since, room id */
     char client_msg_id[GW_ID_MAX + 1];
-    int64_t submitted_ms;
 };
 
 /* c's slot for room g (or for the room whose core is given), or NULL. */
