@@ -570,10 +570,10 @@ static int parse_bool(struct gw_config *cfg, const struct setting *s, const char
 
 /* Indexes of the settings that other code refers to by name. */
 enum {
-    S_TLS_CERT = 20,
-    S_TLS_KEY = 21,
-    S_MIGRATE_ON_START = 24,
-    N_SETTINGS = 25,
+    S_TLS_CERT = 21,
+    S_TLS_KEY = 22,
+    S_MIGRATE_ON_START = 25,
+    N_SETTINGS = 26,
 };
 
 #define F(field) offsetof(struct gw_config, field)
@@ -627,6 +627,9 @@ static const struct setting settings[] = {
     {"TOKEN_RECHECK_SEC", "--token-recheck-sec", "SEC", "300",
      "how often a connection's session token is checked for revocation, 1..300", parse_int,
      F(token_recheck_sec), 1, 300, 0},
+    {"MAINTENANCE_INTERVAL_SEC", "--maintenance-interval-sec", "SEC", "3600",
+     "how often expired sessions and spent auth codes are deleted, 1..86400", parse_int,
+     F(maintenance_interval_sec), 1, 86400, 0},
     {"ALLOWED_ORIGINS", "--allowed-origins", "LIST", "",
      "comma list of allowed scheme://host[:port] origins (others: 403); \"\": any", parse_origins,
      F(allowed_origins), 0, 0, SET_EMPTY_OK},

@@ -57,6 +57,9 @@ struct gw_config {
     int max_conn_per_user;    /* MAX_CONN_PER_USER, 1..1000; default 10 */
     int64_t store_timeout_ms; /* STORE_TIMEOUT_MS, 100..600000; default 5000 */
     int token_recheck_sec;    /* TOKEN_RECHECK_SEC, 1..300; default 300: revocation checks */
+    /* MAINTENANCE_INTERVAL_SEC, 1..86400; default 3600: how often expired
+     * sessions and spent auth codes are deleted (gateway/maint.c) */
+    int maintenance_interval_sec;
     /* ALLOWED_ORIGINS: "scheme://host[:port]" entries, lowercased, in the
      * order given. Never NULL after a successful load: a NULL-terminated
      * array, empty (n_allowed_origins == 0) when any origin is allowed. */

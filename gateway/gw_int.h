@@ -50,6 +50,7 @@ struct gw_server {
     bool closing; /* the context is being destroyed: arm no more timers */
     int64_t drain_deadline_ms;
     int64_t next_sweep_ms;   /* monotonic: next gw_rooms_sweep */
+    int64_t next_maint_ms;   /* monotonic: next cleanup run (maint.c); 0: not scheduled yet */
     struct ai_client *ai;    /* owned; NULL without AI_SUMMARY_URL */
     int64_t ai_next_poll_ms; /* monotonic; 0: no poll scheduled */
     bool ai_claiming;
@@ -221,6 +222,9 @@ void gw_life_cmd_rate(struct gw_conn *c, struct gw_room *g, const struct gw_cmd 
 void gw_ai_kick(struct gw_server *srv);
 /* aijobs.c: claim due jobs when a poll is due (called by the housekeeping tick). */
 void gw_ai_poll(struct gw_server *srv);
+/* maint.c: start the periodic cleanup of expired sessions and spent auth
+ * codes when it is due (called by the housekeeping tick). */
+void gw_maint_tick(struct gw_server *srv);
 /* aijobs.c: start the AI client when AI_SUMMARY_URL is set; stop it. */
 int gw_ai_open(struct gw_server *srv, struct gw_err *err);
 void gw_ai_close(struct gw_server *srv);

@@ -131,6 +131,7 @@ static void tick(lws_sorted_usec_list_t *sul)
                store_in_flight(srv->store), srv->n_conns);
     }
     gw_ai_poll(srv);
+    gw_maint_tick(srv);
     if (!srv->draining && gw_now_ms() >= srv->next_sweep_ms) {
         srv->next_sweep_ms = gw_now_ms() + 60000;
         gw_rooms_sweep(srv);

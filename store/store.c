@@ -255,6 +255,9 @@ static void execute_one(struct store *st, struct store_req *req)
     case STORE_OP_AUTH_CODE_REDEEM:
         store__op_auth_code_redeem(st->conn, req);
         break;
+    case STORE_OP_MAINTENANCE:
+        store__op_maintenance(st->conn, req);
+        break;
     }
 }
 

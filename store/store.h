@@ -96,6 +96,8 @@ enum store_op {
     STORE_OP_AUTH_CODE_ISSUE,
     /* use an auth code once: a new UserSession */
     STORE_OP_AUTH_CODE_REDEEM,
+    /* delete expired UserSession rows and spent AuthCode rows */
+    STORE_OP_MAINTENANCE,
 };
 
 #define STORE_ID_MAX    64  /* user, appointment, session and message ids */
@@ -404,6 +406,33 @@ struct store_auth_code_redeem {
     char user_session_id[STORE_ID_MAX + 1];      /* out: "UserSession".id */
 };
 
+/* Rows each statement of STORE_OP_MAINTENANCE deletes at most when
+ * max_rows is 0. */
+#define STORE_MAINT_BATCH_DEFAULT 10000
+/* The transaction-level advisory lock that lets one node at a time run
+ * STORE_OP_MAINTENANCE: "coach_mt" as a big-endian int64. */
+#define STORE_MAINT_LOCK_KEY INT64_C(7165052611750489460)
+
+/* STORE_OP_MAINTENANCE, one transaction: take the advisory lock
+ * STORE_MAINT_LOCK_KEY with pg_try_advisory_xact_lock; when another node
+ * holds it, nothing is done and skipped_locked = 1 (rc 0). Otherwise
+ * delete, in this order and at most max_rows rows per statement (rows
+ * locked by others are skipped, not waited for):
+ *  - "UserSession" rows with "expiresAt" < now and NOT "isActive", and
+ *    those expired more than 30 days ago whatever "isActive" says;
+ *  - "AuthCode" rows that expired (< now) and are spent ("usedAt" set or
+ *    NOT "isActive"), or that expired more than a day ago unused, unless
+ *    a remaining "UserSession" names them in "authCodeUsed" (the foreign
+ *    key is ON DELETE RESTRICT).
+ * A backlog larger than max_rows is left for the next run. Errors:
+ * STORE_E_QUERY (rolled back: nothing deleted). */
+struct store_maintenance {
+    int max_rows;             /* in: per statement, 0: STORE_MAINT_BATCH_DEFAULT */
+    int64_t sessions_deleted; /* out */
+    int64_t codes_deleted;    /* out */
+    int skipped_locked;       /* out: another node was running it */
+};
+
 struct store_req {
     enum store_op op;
     store_done_fn done;  /* loop thread */
@@ -430,6 +459,7 @@ struct store_req {
         struct store_live_rooms live_rooms;
         struct store_auth_code_issue code_issue;
         struct store_auth_code_redeem code_redeem;
+        struct store_maintenance maint;
     } u;
     struct store_req *next; /* queue link, owned by the store while queued */
 };

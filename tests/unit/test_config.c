@@ -102,9 +102,10 @@ static char *dump(const struct gw_config *c)
     for (size_t i = 0; i < c->n_timer_warnings; i++) {
         (void)fprintf(f, "%d,", c->timer_warnings_sec[i]);
     }
-    (void)fprintf(f, " idle=%d early=%d frame=%zu conn=%d storeto=%lld recheck=%d origins=",
-                  c->idle_end_sec, c->early_join_min, c->max_frame_bytes, c->max_conn_per_user,
-                  (long long)c->store_timeout_ms, c->token_recheck_sec);
+    (void)fprintf(
+        f, " idle=%d early=%d frame=%zu conn=%d storeto=%lld recheck=%d maint=%d origins=",
+        c->idle_end_sec, c->early_join_min, c->max_frame_bytes, c->max_conn_per_user,
+        (long long)c->store_timeout_ms, c->token_recheck_sec, c->maintenance_interval_sec);
     for (size_t i = 0; i < c->n_allowed_origins; i++) {
         (void)fprintf(f, "%s,", c->allowed_origins[i]);
     }
@@ -136,7 +137,7 @@ struct row {
     int partner;       /* row that must be set too (TLS), or -1 */
 };
 
-enum { R_TLS_CERT = 20, R_TLS_KEY = 21 };
+enum { R_TLS_CERT = 21, R_TLS_KEY = 22 };
 
 static const struct row rows[] = {
     {"DATABASE_URL", "--database-url", "postgresql://u:" SECRET_MARK "@db.example/coach",
@@ -161,6 +162,7 @@ static const struct row rows[] = {
     {"MAX_CONN_PER_USER", "--max-conn-per-user", "3", "1000", "10", -1},
     {"STORE_TIMEOUT_MS", "--store-timeout-ms", "100", "250", "5000", -1},
     {"TOKEN_RECHECK_SEC", "--token-recheck-sec", "1", "300", "300", -1},
+    {"MAINTENANCE_INTERVAL_SEC", "--maintenance-interval-sec", "1", "86400", "3600", -1},
     {"ALLOWED_ORIGINS", "--allowed-origins", "https://App.example.com, http://localhost:3000",
      "https://b.example", NULL, -1},
     [R_TLS_CERT] = {"TLS_CERT", "--tls-cert", cert_a, cert_b, NULL, R_TLS_KEY},
@@ -271,6 +273,7 @@ Test(config, defaults_with_empty_env)
     cr_assert_eq(cfg.max_conn_per_user, 10);
     cr_assert_eq(cfg.store_timeout_ms, 5000);
     cr_assert_eq(cfg.token_recheck_sec, 300);
+    cr_assert_eq(cfg.maintenance_interval_sec, 3600);
     cr_assert_not_null(cfg.allowed_origins);
     cr_assert_null(cfg.allowed_origins[0]);
     cr_assert_eq(cfg.n_allowed_origins, 0);
@@ -367,6 +370,7 @@ static void check_a(const struct gw_config *c)
     cr_assert_eq(c->max_conn_per_user, 3);
     cr_assert_eq(c->store_timeout_ms, 100);
     cr_assert_eq(c->token_recheck_sec, 1);
+    cr_assert_eq(c->maintenance_interval_sec, 1);
     cr_assert_eq(c->n_allowed_origins, 2);
     cr_assert_str_eq(c->allowed_origins[0], "https://app.example.com", "lowercased");
     cr_assert_str_eq(c->allowed_origins[1], "http://localhost:3000");
@@ -400,6 +404,7 @@ static void check_b(const struct gw_config *c)
     cr_assert_eq(c->max_conn_per_user, 1000);
     cr_assert_eq(c->store_timeout_ms, 250);
     cr_assert_eq(c->token_recheck_sec, 300);
+    cr_assert_eq(c->maintenance_interval_sec, 86400);
     cr_assert_eq(c->n_allowed_origins, 1);
     cr_assert_str_eq(c->allowed_origins[0], "https://b.example");
     cr_assert_str_eq(c->tls_cert, cert_b);
@@ -566,11 +571,17 @@ struct limit {
 };
 
 static const struct limit limits[] = {
-    {"LISTEN", "127.0.0.1:", 1, 65535},     {"AI_TIMEOUT_MS", "", 1, 600000},
-    {"AI_MAX_ATTEMPTS", "", 1, 20},         {"TIMER_WARNINGS", "", 1, 86400},
-    {"IDLE_END_SEC", "", 1, 86400},         {"EARLY_JOIN_MIN", "", 0, 1440},
-    {"MAX_FRAME_BYTES", "", 1024, 1048576}, {"MAX_CONN_PER_USER", "", 1, 1000},
-    {"STORE_TIMEOUT_MS", "", 100, 600000},  {"TOKEN_RECHECK_SEC", "", 1, 300},
+    {"LISTEN", "127.0.0.1:", 1, 65535},
+    {"AI_TIMEOUT_MS", "", 1, 600000},
+    {"AI_MAX_ATTEMPTS", "", 1, 20},
+    {"TIMER_WARNINGS", "", 1, 86400},
+    {"IDLE_END_SEC", "", 1, 86400},
+    {"EARLY_JOIN_MIN", "", 0, 1440},
+    {"MAX_FRAME_BYTES", "", 1024, 1048576},
+    {"MAX_CONN_PER_USER", "", 1, 1000},
+    {"STORE_TIMEOUT_MS", "", 100, 600000},
+    {"TOKEN_RECHECK_SEC", "", 1, 300},
+    {"MAINTENANCE_INTERVAL_SEC", "", 1, 86400},
 };
 
 static int load_number(const struct limit *l, long long v)
@@ -644,6 +655,8 @@ static const struct bad bads[] = {
     {"MAX_FRAME_BYTES", "--max-frame-bytes", "16k"},
     {"MAX_CONN_PER_USER", "--max-conn-per-user", "many"},
     {"STORE_TIMEOUT_MS", "--store-timeout-ms", "5s"},
+    {"MAINTENANCE_INTERVAL_SEC", "--maintenance-interval-sec", "1h"},
+    {"MAINTENANCE_INTERVAL_SEC", "--maintenance-interval-sec", "0"},
     {"TIMER_WARNINGS", "--timer-warnings", "300,abc"},
     {"TIMER_WARNINGS", "--timer-warnings", "300,,60"},
     {"TIMER_WARNINGS", "--timer-warnings", "-5"},
