@@ -71,69 +71,17 @@ static char *query(const char *sql)
     return pgtest_query_value(conninfo, sql);
 }
 
-struct body {
-    char buf[4096];
-    size_t len;
-};
-
-static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
-{
-    struct body *b = arg;
-    size_t n = size * nmemb;
-    size_t take = n < sizeof(b->buf) - 1 - b->len ? n : sizeof(b->buf) - 1 - b->len;
-    memcpy(b->buf + b->len, data, take);
-    b->len += take;
-    b->buf[b->len] = '\0';
-    return n;
-}
-
-/* A POST to path with an optional bearer token and User-Agent, set up on
- * a new easy handle (the caller performs and cleans it). */
-static CURL *post_handle(int port, const char *path, const char *token, const char *ua,
-                         const char *json, struct body *out, struct curl_slist **hdrs)
-{
-    char url[256], auth[256];
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, path);
-    CURL *c = curl_easy_init();
-    struct curl_slist *h = NULL;
-    if (token != NULL) {
-        snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
-        h = curl_slist_append(h, auth);
-    }
-    h = curl_slist_append(h, "Content-Type: application/json");
-    memset(out, 0, sizeof(*out));
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDS, json);
-    if (ua != NULL) {
-        curl_easy_setopt(c, CURLOPT_USERAGENT, ua);
-    }
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 10000L);
-    *hdrs = h;
-    return c;
-}
-
 /* One POST; returns the status (0: no answer), body in out. */
 static long post(const char *path, const char *token, const char *ua, const char *json,
-                 struct body *out)
+                 struct http_body *out)
 {
-    struct curl_slist *h = NULL;
-    CURL *c = post_handle(gp.port, path, token, ua, json, out, &h);
-    long status = 0;
-    if (curl_easy_perform(c) == CURLE_OK) {
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    }
-    curl_slist_free_all(h);
-    curl_easy_cleanup(c);
-    return status;
+    return http_request(gp.port, "POST", path, token, ua, json, out);
 }
 
 /* n identical POSTs at once (curl multi), alternating between the nodes
  * when a second one runs; statuses into st. */
 static void post_many(int n, const char *path, const char *token, const char *json, long *st,
-                      struct body *bodies)
+                      struct http_body *bodies)
 {
     CURLM *m = curl_multi_init();
     CURL *e[16];
@@ -141,7 +89,7 @@ static void post_many(int n, const char *path, const char *token, const char *js
     cr_assert(n <= 16);
     for (int i = 0; i < n; i++) {
         int port = gp2.pid > 0 && i % 2 == 1 ? gp2.port : gp.port;
-        e[i] = post_handle(port, path, token, UA, json, &bodies[i], &h[i]);
+        e[i] = http_handle(port, "POST", path, token, UA, json, &bodies[i], &h[i]);
         curl_multi_add_handle(m, e[i]);
     }
     int running = 1;
@@ -194,7 +142,7 @@ static void error_code(const char *body, char *out, size_t cap)
     json_decref(o);
 }
 
-static void expect_error(long status, const struct body *b, long want, const char *code)
+static void expect_error(long status, const struct http_body *b, long want, const char *code)
 {
     char got[64];
     error_code(b->buf, got, sizeof(got));
@@ -218,7 +166,7 @@ static void issue(const char *user, const char *name, char *out, size_t cap)
 {
     char json[256];
     snprintf(json, sizeof(json), "{\"skoolUserId\":\"%s\",\"skoolUsername\":\"%s\"}", user, name);
-    struct body b;
+    struct http_body b;
     long st = post("/api/auth/codes", SERVICE_KEY, NULL, json, &b);
     cr_assert_eq(st, 201, "issue: %ld %s", st, b.buf);
     json_t *o = json_loads(b.buf, 0, NULL);
@@ -230,7 +178,7 @@ static void issue(const char *user, const char *name, char *out, size_t cap)
 Test(authcode, issue_format_and_row, .timeout = 60)
 {
     start();
-    struct body b;
+    struct http_body b;
     long long before = unix_ms_now();
     long st = post("/api/auth/codes", SERVICE_KEY, NULL,
                    "{\"skoolUserId\":\"sk-42\",\"skoolUsername\":\"Ana Skool\"}", &b);
@@ -269,7 +217,7 @@ Test(authcode, service_key_and_bodies, .timeout = 60)
 {
     start();
     const char *ok = "{\"skoolUserId\":\"sk-1\",\"skoolUsername\":\"One\"}";
-    struct body b;
+    struct http_body b;
     expect_error(post("/api/auth/codes", NULL, NULL, ok, &b), &b, 401, "unauthorized");
     expect_error(post("/api/auth/codes", "svc-key-0123456789abcdeX", NULL, ok, &b), &b, 401,
                  "unauthorized");
@@ -315,7 +263,7 @@ Test(authcode, unconfigured_service_key_is_503, .timeout = 60)
 {
     unsetenv("SERVICE_KEY");
     start_with("LOG_LEVEL=info");
-    struct body b;
+    struct http_body b;
     expect_error(post("/api/auth/codes", SERVICE_KEY, NULL,
                       "{\"skoolUserId\":\"sk-1\",\"skoolUsername\":\"One\"}", &b),
                  &b, 503, "unavailable");
@@ -333,7 +281,7 @@ Test(authcode, five_codes_a_day_then_429, .timeout = 60)
     for (int i = 0; i < 5; i++) {
         issue("sk-limit", "Lim", code, sizeof(code));
     }
-    struct body b;
+    struct http_body b;
     const char *json = "{\"skoolUserId\":\"sk-limit\",\"skoolUsername\":\"Lim\"}";
     expect_error(post("/api/auth/codes", SERVICE_KEY, NULL, json, &b), &b, 429, "rate_limited");
     expect_error(post("/api/auth/codes", SERVICE_KEY, NULL, json, &b), &b, 429, "rate_limited");
@@ -365,7 +313,7 @@ Test(authcode, concurrent_issues_never_exceed_five, .timeout = 60)
     start();
     start_second();
     long st[12];
-    struct body bodies[12];
+    struct http_body bodies[12];
     post_many(12, "/api/auth/codes", SERVICE_KEY,
               "{\"skoolUserId\":\"sk-rush\",\"skoolUsername\":\"Rush\"}", st, bodies);
     int created = 0, limited = 0;
@@ -385,7 +333,7 @@ Test(authcode, concurrent_issues_never_exceed_five, .timeout = 60)
 }
 
 /* Redeem code (fingerprint fp or none); the reply into b. */
-static long redeem(const char *code, const char *fp, struct body *b)
+static long redeem(const char *code, const char *fp, struct http_body *b)
 {
     char json[512];
     if (fp != NULL) {
@@ -406,7 +354,7 @@ Test(authcode, redeem_creates_a_session_whose_token_opens_the_websocket, .timeou
                  0);
     char code[128];
     issue("sk-ana", "Ana S", code, sizeof(code));
-    struct body b;
+    struct http_body b;
     long long before = unix_ms_now();
     cr_assert_eq(redeem(code, "fp-123", &b), 201, "%s", b.buf);
     json_t *o = json_loads(b.buf, 0, NULL);
@@ -475,7 +423,7 @@ Test(authcode, a_token_without_a_user_is_refused_on_the_websocket, .timeout = 60
     start();
     char code[128];
     issue("sk-nobody", "Nobody", code, sizeof(code));
-    struct body b;
+    struct http_body b;
     cr_assert_eq(post("/api/auth/redeem", NULL, NULL, "{\"code\":\"x\"}", &b), 401);
     char json[256];
     snprintf(json, sizeof(json), "{\"code\":\"%s\",\"deviceFingerprint\":null}", code);
@@ -509,7 +457,7 @@ Test(authcode, a_token_without_a_user_is_refused_on_the_websocket, .timeout = 60
 Test(authcode, unknown_used_expired_and_bad_bodies, .timeout = 60)
 {
     start();
-    struct body b;
+    struct http_body b;
     expect_error(redeem("vgs-1-doesnotexist00000", NULL, &b), &b, 401, "invalid_code");
     char longcode[200];
     memset(longcode, 'v', sizeof(longcode));
@@ -558,7 +506,7 @@ Test(authcode, two_concurrent_redeems_one_wins, .timeout = 60)
         issue("sk-race", "Race", code, sizeof(code));
         snprintf(json, sizeof(json), "{\"code\":\"%s\",\"deviceFingerprint\":\"fp\"}", code);
         long st[2];
-        struct body bodies[2];
+        struct http_body bodies[2];
         post_many(2, "/api/auth/redeem", NULL, json, st, bodies);
         int loser = st[0] == 201 ? 1 : 0;
         cr_expect(st[1 - loser] == 201 && st[loser] == 401, "one 201 and one 401, got %ld, %ld",

@@ -292,52 +292,11 @@ Test(life, nobody_connected_ends_the_session_as_idle, .timeout = 60)
     stop();
 }
 
-struct body {
-    char buf[8192];
-    size_t len;
-};
-
-static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
-{
-    struct body *b = arg;
-    size_t n = size * nmemb;
-    size_t take = n < sizeof(b->buf) - 1 - b->len ? n : sizeof(b->buf) - 1 - b->len;
-    memcpy(b->buf + b->len, data, take);
-    b->len += take;
-    b->buf[b->len] = '\0';
-    return n;
-}
-
-/* One HTTP request; returns the status (0: no answer), body in out. */
+/* One HTTP request to the gateway; returns the status (0: no answer). */
 static long http(const char *method, const char *path, const char *token, const char *json,
-                 struct body *out)
+                 struct http_body *out)
 {
-    char url[256], auth[256];
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", gp.port, path);
-    CURL *c = curl_easy_init();
-    struct curl_slist *h = NULL;
-    if (token != NULL) {
-        snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
-        h = curl_slist_append(h, auth);
-    }
-    h = curl_slist_append(h, "Content-Type: application/json");
-    memset(out, 0, sizeof(*out));
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    if (json != NULL) {
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, json);
-    }
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 10000L);
-    long status = 0;
-    if (curl_easy_perform(c) == CURLE_OK) {
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    }
-    curl_slist_free_all(h);
-    curl_easy_cleanup(c);
-    return status;
+    return http_request(gp.port, method, path, token, NULL, json, out);
 }
 
 Test(life, http_session_and_rating_routes, .timeout = 60)
@@ -354,7 +313,7 @@ Test(life, http_session_and_rating_routes, .timeout = 60)
     char path[128], rpath[160];
     snprintf(path, sizeof(path), "/api/sessions/%s", sid);
     snprintf(rpath, sizeof(rpath), "%s/rating", path);
-    struct body b;
+    struct http_body b;
     cr_expect_eq(http("POST", rpath, TOK_CLIENT, "{\"rating\":5}", &b), 409, "before the end");
 
     wsc_send_json(coach, "{\"type\":\"end\",\"room\":\"room-1\"}");
@@ -560,22 +519,15 @@ Test(life, concurrent_ratings_one_wins, .timeout = 60)
 
     /* HTTP: a new appointment, ended, rated twice at once. */
     cr_assert_eq(pgtest_exec(conninfo, "DELETE FROM \"SessionRating\""), 0);
-    char path[128], auth[128];
-    snprintf(path, sizeof(path), "http://127.0.0.1:%d/api/sessions/%s/rating", gp.port, sid);
-    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", TOK_CLIENT);
+    char path[128];
+    snprintf(path, sizeof(path), "/api/sessions/%s/rating", sid);
     CURLM *m = curl_multi_init();
     CURL *e[2];
-    struct curl_slist *h = curl_slist_append(NULL, auth);
-    h = curl_slist_append(h, "Content-Type: application/json");
+    struct curl_slist *h[2];
+    static struct http_body sink[2];
     for (int i = 0; i < 2; i++) {
-        e[i] = curl_easy_init();
-        curl_easy_setopt(e[i], CURLOPT_URL, path);
-        curl_easy_setopt(e[i], CURLOPT_HTTPHEADER, h);
-        curl_easy_setopt(e[i], CURLOPT_POSTFIELDS, i == 0 ? "{\"rating\":4}" : "{\"rating\":2}");
-        curl_easy_setopt(e[i], CURLOPT_TIMEOUT_MS, 10000L);
-        curl_easy_setopt(e[i], CURLOPT_WRITEFUNCTION, on_body);
-        static struct body sink[2];
-        curl_easy_setopt(e[i], CURLOPT_WRITEDATA, &sink[i]);
+        e[i] = http_handle(gp.port, "POST", path, TOK_CLIENT, NULL,
+                           i == 0 ? "{\"rating\":4}" : "{\"rating\":2}", &sink[i], &h[i]);
         curl_multi_add_handle(m, e[i]);
     }
     int running = 1;
@@ -590,7 +542,8 @@ Test(life, concurrent_ratings_one_wins, .timeout = 60)
         curl_easy_cleanup(e[i]);
     }
     curl_multi_cleanup(m);
-    curl_slist_free_all(h);
+    curl_slist_free_all(h[0]);
+    curl_slist_free_all(h[1]);
     cr_expect((st[0] == 201 && st[1] == 409) || (st[0] == 409 && st[1] == 201),
               "one 201 and one 409, got %ld and %ld", st[0], st[1]);
     n = query("SELECT count(*) FROM \"SessionRating\"");

@@ -275,6 +275,62 @@ int https_get(int port, const char *path, long *status, char *body, size_t cap)
     return get("https", port, path, status, body, cap);
 }
 
+static size_t on_http_body(char *data, size_t size, size_t nmemb, void *arg)
+{
+    struct http_body *b = arg;
+    size_t n = size * nmemb;
+    size_t room = sizeof(b->buf) - 1 - b->len;
+    size_t take = n < room ? n : room;
+    memcpy(b->buf + b->len, data, take);
+    b->len += take;
+    b->buf[b->len] = '\0';
+    return n;
+}
+
+CURL *http_handle(int port, const char *method, const char *path, const char *token, const char *ua,
+                  const char *json, struct http_body *out, struct curl_slist **hdrs)
+{
+    char url[256], auth[600];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, path);
+    CURL *c = curl_easy_init();
+    struct curl_slist *h = NULL;
+    if (token != NULL) {
+        snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
+        h = curl_slist_append(h, auth);
+    }
+    h = curl_slist_append(h, "Content-Type: application/json");
+    memset(out, 0, sizeof(*out));
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    if (json != NULL) {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, json);
+    }
+    if (ua != NULL) {
+        curl_easy_setopt(c, CURLOPT_USERAGENT, ua);
+    }
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_http_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 10000L);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    *hdrs = h;
+    return c;
+}
+
+long http_request(int port, const char *method, const char *path, const char *token, const char *ua,
+                  const char *json, struct http_body *out)
+{
+    struct curl_slist *h = NULL;
+    CURL *c = http_handle(port, method, path, token, ua, json, out, &h);
+    long status = 0;
+    if (c != NULL && curl_easy_perform(c) == CURLE_OK) {
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    }
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    return status;
+}
+
 static int fixture(struct pgserver *pg, const char *verb)
 {
     const char *script = getenv("COACH_PG_FIXTURE");

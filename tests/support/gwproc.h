@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include <curl/curl.h>
+
 struct gwproc {
     pid_t pid;
     int port;
@@ -42,6 +44,24 @@ char *gwproc_log(const struct gwproc *gp);
 int http_get(int port, const char *path, long *status, char *body, size_t cap);
 /* The same over https (the certificate is not verified). */
 int https_get(int port, const char *path, long *status, char *body, size_t cap);
+
+/* A response body, NUL-terminated, cut at its capacity. */
+struct http_body {
+    char buf[8192];
+    size_t len;
+};
+
+/* A request to http://127.0.0.1:port/path with method, an optional bearer
+ * token, User-Agent and JSON body (Content-Type: application/json); the
+ * response body goes to out. The caller performs it (alone or in a multi
+ * handle), then frees it with curl_easy_cleanup and *hdrs with
+ * curl_slist_free_all. */
+CURL *http_handle(int port, const char *method, const char *path, const char *token, const char *ua,
+                  const char *json, struct http_body *out, struct curl_slist **hdrs);
+
+/* One such request performed: the status, 0 when no answer came. */
+long http_request(int port, const char *method, const char *path, const char *token, const char *ua,
+                  const char *json, struct http_body *out);
 
 /* A private PostgreSQL server of the test's own (for outage tests): the
  * fixture script with a state dir under /tmp. */
