@@ -28,6 +28,7 @@
 #include "pgtest.h"
 #include "store.h"
 #include "store_int.h"
+#include "storetest.h"
 
 #define T0    INT64_C(1767225600123) /* 2026-01-01 00:00:00.123 UTC */
 #define T_END INT64_C(1767227400456) /* 2026-01-01 00:30:00.456 UTC */
@@ -52,17 +53,10 @@ static const char seed_sql[] =
     " ('prof1', 'uclient', ARRAY['likes \"quotes\"', 'comma, inside', NULL, 'brace {x}',"
     "  'back\\slash', 'ünïcödé'], '{}', 'sleep better', 'tired', 'old summary')";
 
-static void quiet(void *arg, const char *msg)
-{
-    (void)arg;
-    (void)msg;
-}
-
 static PGconn *connect_quietly(void)
 {
-    PGconn *c = PQconnectdb(conninfo);
+    PGconn *c = storetest_connect(conninfo);
     if (PQstatus(c) == CONNECTION_OK) {
-        PQsetNoticeProcessor(c, quiet, NULL);
         /* UTC+13:45: a wall clock no test would match by accident. */
         PQclear(PQexec(c, "SET TimeZone = 'Pacific/Chatham'"));
     }
@@ -92,15 +86,13 @@ TestSuite(store_life, .init = setup, .fini = teardown, .timeout = 120);
 
 static void sql(const char *s)
 {
-    cr_assert_eq(pgtest_exec(conninfo, s), 0, "%s", s);
+    storetest_sql(conninfo, s);
 }
 
 /* The first value of query q, as text ("NULL" for no row or SQL NULL). */
 static void expect_value(const char *q, const char *want)
 {
-    char *v = pgtest_query_value(conninfo, q);
-    cr_expect_str_eq(v != NULL ? v : "NULL", want, "%s", q);
-    free(v);
+    storetest_expect_value(conninfo, q, want);
 }
 
 /* Compare a string that may be NULL (a NULL never equals want). */
@@ -111,21 +103,12 @@ static void expect_text(const char *got, const char *want)
 
 static int64_t query_i64(const char *q)
 {
-    char *v = pgtest_query_value(conninfo, q);
-    cr_assert_not_null(v, "%s", q);
-    int64_t x = strtoll(v, NULL, 10);
-    free(v);
-    return x;
+    return storetest_query_i64(conninfo, q);
 }
 
 static struct store_req *new_req(enum store_op op)
 {
-    struct store_req *r = store_req_new(op, NULL, NULL);
-    cr_assert_not_null(r);
-    if (r == NULL) {
-        abort(); /* not reached: tells the analyzer so */
-    }
-    return r;
+    return storetest_req(op);
 }
 
 static char *dup_str(const char *s)

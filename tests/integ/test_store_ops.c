@@ -26,6 +26,7 @@
 #include "pgtest.h"
 #include "store.h"
 #include "store_int.h"
+#include "storetest.h"
 
 #define T0 INT64_C(1767225600123) /* 2026-01-01 00:00:00.123 UTC */
 
@@ -44,21 +45,14 @@ static const char seed_sql[] =
     "INSERT INTO \"AuthCode\" (id, code, \"skoolUserId\", \"skoolUsername\", \"expiresAt\")"
     " VALUES ('ac1', 'vgs-1', 'sk-coach', 'carla', '2099-01-01')";
 
-static void quiet(void *arg, const char *msg)
-{
-    (void)arg;
-    (void)msg;
-}
-
 static void setup(void)
 {
     cr_assert(sodium_init() >= 0);
     cr_assert_eq(pgtest_db_create(1, db, sizeof db, conninfo, sizeof conninfo), 0,
                  "cannot create a test database (is the pg fixture running?)");
     cr_assert_eq(pgtest_exec(conninfo, seed_sql), 0);
-    conn = PQconnectdb(conninfo);
+    conn = storetest_connect(conninfo);
     cr_assert_eq(PQstatus(conn), CONNECTION_OK);
-    PQsetNoticeProcessor(conn, quiet, NULL);
 }
 
 static void teardown(void)
@@ -74,34 +68,23 @@ TestSuite(store_ops, .init = setup, .fini = teardown, .timeout = 120);
 
 static void sql(const char *s)
 {
-    cr_assert_eq(pgtest_exec(conninfo, s), 0, "%s", s);
+    storetest_sql(conninfo, s);
 }
 
 /* The first value of query q, as text ("NULL" for no row or SQL NULL). */
 static void expect_value(const char *q, const char *want)
 {
-    char *v = pgtest_query_value(conninfo, q);
-    cr_expect_str_eq(v != NULL ? v : "NULL", want, "%s", q);
-    free(v);
+    storetest_expect_value(conninfo, q, want);
 }
 
 static int64_t query_i64(const char *q)
 {
-    char *v = pgtest_query_value(conninfo, q);
-    cr_assert_not_null(v, "%s", q);
-    int64_t x = strtoll(v, NULL, 10);
-    free(v);
-    return x;
+    return storetest_query_i64(conninfo, q);
 }
 
 static struct store_req *new_req(enum store_op op)
 {
-    struct store_req *r = store_req_new(op, NULL, NULL);
-    cr_assert_not_null(r);
-    if (r == NULL) {
-        abort(); /* not reached: tells the analyzer so */
-    }
-    return r;
+    return storetest_req(op);
 }
 
 static struct store_req *auth_session(const char *token)
@@ -783,13 +766,12 @@ struct writer {
 static void *write_batches(void *arg)
 {
     struct writer *wr = arg;
-    PGconn *c = PQconnectdb(conninfo);
+    PGconn *c = storetest_connect(conninfo);
     if (PQstatus(c) != CONNECTION_OK) {
         wr->failures = -1;
         PQfinish(c);
         return NULL;
     }
-    PQsetNoticeProcessor(c, quiet, NULL);
     for (int round = 0; round < 20; round++) {
         struct store_req *b[10];
         for (int i = 0; i < 10; i++) {
@@ -853,9 +835,8 @@ Test(store_ops, a_database_without_the_tables_fails_cleanly)
 {
     char empty_db[64], empty[512];
     cr_assert_eq(pgtest_db_create(0, empty_db, sizeof empty_db, empty, sizeof empty), 0);
-    PGconn *c = PQconnectdb(empty);
+    PGconn *c = storetest_connect(empty);
     cr_assert_eq(PQstatus(c), CONNECTION_OK);
-    PQsetNoticeProcessor(c, quiet, NULL);
     struct store_req *r = new_req(STORE_OP_AUTH_USER);
     (void)snprintf(r->u.auth_user.user.id, sizeof r->u.auth_user.user.id, "ucoach");
     store__op_auth_user(c, r);
