@@ -19,6 +19,7 @@
 #include "store.h"
 
 struct ai_client;
+struct gw_http;
 
 #define GW_HTTP_BODY_MAX 1024
 
@@ -68,6 +69,14 @@ enum gw_api_route {
     GW_API_AUTH_CODES,     /* POST /api/auth/codes (api_auth.c) */
     GW_API_AUTH_REDEEM,    /* POST /api/auth/redeem (api_auth.c) */
 };
+
+/* POST /webhooks/livekit (webhook.c): the raw body is collected like an
+ * /api body (at most GW_WEBHOOK_BODY_MAX), then verified and applied. */
+void gw_webhook_begin(struct gw_server *srv, struct gw_http *h, bool get);
+
+/* Every other path: the browser client's static files from WEB_ROOT
+ * (static.c); 404 when there is no such file. */
+void gw_static_route(struct gw_server *srv, struct gw_http *h, const char *path, bool get);
 
 /* Per-HTTP-connection state (lws per_session_data). Loop thread only. */
 struct gw_http {
@@ -253,6 +262,9 @@ char *gw_metrics_render(const struct gw_server *srv, size_t *len);
 
 /* http.c: answer h with status and a JSON body (copied). */
 void gw_http_respond(struct gw_http *h, unsigned int status, const char *body);
+/* Respond with body (malloc'd, taken; freed wiped) of the given type. */
+void gw_http_respond_take(struct gw_http *h, unsigned int status, const char *type, char *body,
+                          size_t len);
 /* http.c: answer h with {"error":{"code","message"}}. */
 void gw_http_error(struct gw_http *h, unsigned int status, const char *code, const char *message);
 /* http.c: answer h with obj (taken) serialized. */

@@ -28,7 +28,7 @@ static void free_body(char *body, size_t len)
 }
 
 /* Take ownership of body (malloc'd) as the response. */
-static void respond_take(struct gw_http *h, unsigned int status, const char *type, char *body,
+void gw_http_respond_take(struct gw_http *h, unsigned int status, const char *type, char *body,
                          size_t len)
 {
     free_body(h->body, h->body_len);
@@ -47,7 +47,7 @@ void gw_http_respond(struct gw_http *h, unsigned int status, const char *body)
         lws_set_timeout(h->wsi, PENDING_TIMEOUT_KILLED_BY_PARENT, LWS_TO_KILL_ASYNC);
         return;
     }
-    respond_take(h, status, "application/json", copy, strlen(copy));
+    gw_http_respond_take(h, status, "application/json", copy, strlen(copy));
 }
 
 void gw_http_respond_json(struct gw_http *h, unsigned int status, json_t *obj)
@@ -58,7 +58,7 @@ void gw_http_respond_json(struct gw_http *h, unsigned int status, json_t *obj)
         gw_http_error(h, 503, "unavailable", "out of memory");
         return;
     }
-    respond_take(h, status, "application/json", text, strlen(text));
+    gw_http_respond_take(h, status, "application/json", text, strlen(text));
 }
 
 void gw_http_error(struct gw_http *h, unsigned int status, const char *code, const char *message)
@@ -113,7 +113,7 @@ static void route_metrics(struct gw_server *srv, struct gw_http *h)
         gw_http_error(h, 503, "unavailable", "out of memory");
         return;
     }
-    respond_take(h, 200, "text/plain; version=0.0.4; charset=utf-8", text, len);
+    gw_http_respond_take(h, 200, "text/plain; version=0.0.4; charset=utf-8", text, len);
 }
 
 static void route(struct gw_server *srv, struct gw_http *h, const char *path)
@@ -137,11 +137,15 @@ static void route(struct gw_server *srv, struct gw_http *h, const char *path)
         }
         return;
     }
+    if (strcmp(path, "/webhooks/livekit") == 0) {
+        gw_webhook_begin(srv, h, get);
+        return;
+    }
     if (strncmp(path, "/api/", 5) == 0) {
         gw_api_begin(srv, h, path, get);
         return;
     }
-    gw_http_error(h, 404, "not_found", "no such route");
+    gw_static_route(srv, h, path, get);
 }
 
 static int write_response_buf(struct gw_http *h, unsigned char *buf, size_t cap)
