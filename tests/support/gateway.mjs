@@ -1,0 +1,150 @@
+// tests/support/gateway.mjs: what the Node.js suites (tests/interop,
+// tests/e2e) share: a database of their own cloned from the `pg` fixture's
+// migrated template, the real coach-gateway binary on a free port, and
+// appointments seeded with psql.
+//
+// Environment (set by ctest, see tests/CMakeLists.txt): COACH_TEST_PG_FILE
+// (the fixture's maintenance conninfo) and COACH_GATEWAY_BIN.
+import { execFileSync, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { readFileSync, mkdtempSync, openSync, closeSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const TEMPLATE = 'coach_template';
+
+function adminConninfo() {
+  if (process.env.COACH_TEST_PG) return process.env.COACH_TEST_PG;
+  const file = process.env.COACH_TEST_PG_FILE;
+  if (!file) throw new Error('COACH_TEST_PG_FILE is not set: run the suite through ctest');
+  return readFileSync(file, 'utf8').trim();
+}
+
+function conninfoFor(dbname) {
+  return adminConninfo().replace(/dbname=\S+/, `dbname=${dbname}`);
+}
+
+// Run sql with psql on conninfo; the rows as arrays of strings.
+export function psql(conninfo, sql) {
+  const out = execFileSync('psql', ['-X', '-q', '-tA', '-v', 'ON_ERROR_STOP=1', '-F', '\t',
+    '-d', conninfo, '-c', sql], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  return out.split('\n').filter((l) => l !== '').map((l) => l.split('\t'));
+}
+
+// A fresh database cloned from the migrated template (retried while the
+// template is busy being cloned by another test).
+export async function createDatabase() {
+  const name = `node_${process.pid}_${randomBytes(4).toString('hex')}`;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      psql(adminConninfo(), `CREATE DATABASE ${name} TEMPLATE ${TEMPLATE}`);
+      break;
+    } catch (e) {
+      if (attempt >= 50 || !/being accessed by other users/.test(String(e.stderr))) throw e;
+      await sleep(100 + Math.random() * 200);
+    }
+  }
+  const conninfo = conninfoFor(name);
+  return {
+    name,
+    conninfo,
+    query: (sql) => psql(conninfo, sql),
+    drop: () => psql(adminConninfo(), `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`),
+  };
+}
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+// Start the gateway against db with extra environment; resolves once
+// /healthz answers. stop() sends SIGTERM and resolves with the exit code.
+export async function startGateway(db, env = {}) {
+  const bin = process.env.COACH_GATEWAY_BIN;
+  if (!bin) throw new Error('COACH_GATEWAY_BIN is not set: run the suite through ctest');
+  const port = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), 'coach-gw-'));
+  const logPath = join(dir, 'gateway.log');
+  const fd = openSync(logPath, 'w');
+  const child = spawn(bin, ['serve'], {
+    env: {
+      ...process.env,
+      DATABASE_URL: db.conninfo,
+      LISTEN: `127.0.0.1:${port}`,
+      LOG_LEVEL: 'debug',
+      ...env,
+    },
+    stdio: ['ignore', fd, fd],
+  });
+  closeSync(fd);
+  const exited = new Promise((resolve) => child.once('exit', (code, sig) => resolve(code ?? 128)));
+  const base = `http://127.0.0.1:${port}`;
+  const log = () => readFileSync(logPath, 'utf8');
+  for (let i = 0; ; i++) {
+    if (child.exitCode !== null) throw new Error(`gateway exited at start:\n${log()}`);
+    try {
+      if ((await fetch(`${base}/healthz`)).ok) break;
+    } catch { /* not listening yet */ }
+    if (i > 200) throw new Error(`gateway did not answer /healthz:\n${log()}`);
+    await sleep(100);
+  }
+  return {
+    port,
+    base,
+    wsUrl: `ws://127.0.0.1:${port}/ws`,
+    log,
+    kill: () => child.kill('SIGKILL'),
+    async stop() {
+      if (child.exitCode === null) child.kill('SIGTERM');
+      const code = await exited;
+      const text = log();
+      if (/AddressSanitizer|LeakSanitizer|runtime error:/.test(text)) {
+        process.stderr.write(text);
+        throw new Error('the gateway reported a sanitizer finding (log above)');
+      }
+      return code;
+    },
+  };
+}
+
+let seq = 0;
+const cuid = () => `c${randomBytes(12).toString('hex').slice(0, 24)}`;
+const token = () => randomBytes(32).toString('base64url');
+const q = (s) => `'${String(s).replaceAll("'", "''")}'`;
+
+// Seed a coach, a client (optionally an observer/admin) with session tokens
+// and an appointment starting startOffsetSec from now (negative: in the
+// past) lasting durationMin. Returns their ids, tokens and the roomId.
+export function seedAppointment(db, { durationMin = 20, startOffsetSec = 0, status = 'scheduled',
+  coachName = 'Dana Coach', clientName = 'Sam Client' } = {}) {
+  const n = `${process.pid}${++seq}${randomBytes(3).toString('hex')}`;
+  const coach = { id: cuid(), token: token(), name: coachName, skool: `sk-co-${n}` };
+  const client = { id: cuid(), token: token(), name: clientName, skool: `sk-cl-${n}` };
+  const stranger = { id: cuid(), token: token(), name: 'Stan Ger', skool: `sk-st-${n}` };
+  const appointmentId = cuid();
+  const roomId = `room-${n}`;
+  const users = [[coach, 'coach'], [client, 'client'], [stranger, 'client']];
+  const code = `vgs-test-${n}`;
+  db.query(`
+    INSERT INTO "User"(id,email,"displayName",role,"updatedAt","skoolUserId") VALUES
+      ${users.map(([u, role]) => `(${q(u.id)},${q(`${u.skool}@test`)},${q(u.name)},${q(role)},now(),${q(u.skool)})`).join(',')};
+    INSERT INTO "AuthCode"(id,code,"skoolUserId","skoolUsername","expiresAt")
+      VALUES (${q(cuid())},${q(code)},${q(coach.skool)},'seed',now()+interval '1 hour');
+    INSERT INTO "UserSession"(id,"sessionId","skoolUserId","skoolUsername","authCodeUsed",
+        "expiresAt","ipAddress","userAgent","deviceFingerprint") VALUES
+      ${users.map(([u]) => `(${q(cuid())},${q(u.token)},${q(u.skool)},'seed',${q(code)},now()+interval '1 day','127.0.0.1','test','test')`).join(',')};
+    INSERT INTO "Appointment"(id,"scheduledFor","durationMin","clientId","coachId","roomId",status)
+      VALUES (${q(appointmentId)}, (now() at time zone 'UTC') + make_interval(secs => ${Number(startOffsetSec)}),
+              ${Number(durationMin)}, ${q(client.id)}, ${q(coach.id)}, ${q(roomId)}, ${q(status)});`);
+  return { appointmentId, roomId, coach, client, stranger };
+}
