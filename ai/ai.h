@@ -223,6 +223,10 @@ struct ai_job {
     char *body;             /* in: the request body (ai_prompt_build); owned by the job */
     size_t body_len;        /* in: bytes of body; 0 means strlen(body) */
     int attempt;            /* in: 1-based number of this attempt */
+    char *bearer;           /* in: optional; sent as "Authorization: Bearer <bearer>" instead
+                               of the client's key; owned by the job, wiped when freed */
+    int plain;              /* in: nonzero: any 2xx is AI_DONE_OK and its body is not read
+                               for a summary (calls that only need to succeed) */
     ai_done_fn done;        /* in: loop thread */
     void *arg;              /* in: the submitter's, untouched by the client */
 

@@ -50,6 +50,7 @@ struct transfer {
     bool overflow; /* the body went past AI_RESPONSE_MAX_BYTES */
     bool oom;      /* the body could not be buffered */
     char retry_after[RETRY_AFTER_MAX];
+    struct curl_slist *headers; /* owned: the job's own Authorization, or NULL */
 };
 
 struct ai_client {
@@ -194,20 +195,31 @@ static size_t on_header(char *p, size_t size, size_t nmemb, void *arg)
 
 /* ---- starting and finishing transfers (ai thread) ------------------------------ */
 
+static void headers_free(struct curl_slist *h);
+static struct curl_slist *headers_build(const char *api_key);
+
 static void transfer_free(struct transfer *t)
 {
     if (t->easy != NULL) {
         curl_easy_cleanup(t->easy);
     }
+    headers_free(t->headers);
     free(t->resp);
     free(t);
 }
 
-static void set_options(struct ai_client *c, struct transfer *t)
+/* 0, or -1 when the job's own headers cannot be built. */
+static int set_options(struct ai_client *c, struct transfer *t)
 {
     CURL *e = t->easy;
+    if (t->job->bearer != NULL) {
+        t->headers = headers_build(t->job->bearer);
+        if (t->headers == NULL) {
+            return -1;
+        }
+    }
     curl_easy_setopt(e, CURLOPT_URL, c->url);
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, c->headers);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->headers != NULL ? t->headers : c->headers);
     curl_easy_setopt(e, CURLOPT_POSTFIELDS, t->job->body);
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)t->job->body_len);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)c->timeout_ms);
@@ -226,6 +238,7 @@ static void set_options(struct ai_client *c, struct transfer *t)
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, t);
     curl_easy_setopt(e, CURLOPT_PRIVATE, t);
+    return 0;
 }
 
 /* Start job's attempt, or complete it at once when that fails. */
@@ -243,8 +256,7 @@ static void transfer_start(struct ai_client *c, struct ai_job *job)
         complete_local_failure(c, job);
         return;
     }
-    set_options(c, t);
-    if (curl_multi_add_handle(c->multi, t->easy) != CURLM_OK) {
+    if (set_options(c, t) != 0 || curl_multi_add_handle(c->multi, t->easy) != CURLM_OK) {
         transfer_free(t);
         complete_local_failure(c, job);
         return;
@@ -333,7 +345,9 @@ static void transfer_finish(struct ai_client *c, struct transfer *t, CURLcode re
     } else {
         job->decision = ai_retry_decide(job->attempt, status, failed, t->retry_after, now_unix_ms(),
                                         randombytes_random(), &c->policy, &job->next_at_unix_ms);
-        if (job->decision == AI_DONE_OK) {
+        if (job->decision == AI_DONE_OK && job->plain) {
+            job->rc = 0; /* any 2xx will do */
+        } else if (job->decision == AI_DONE_OK) {
             judge_success(c, t);
         } else {
             describe_failure(c, t, res, failed);
@@ -477,6 +491,10 @@ void ai_job_free(struct ai_job *job)
     }
     free(job->body);
     free(job->summary);
+    if (job->bearer != NULL) {
+        sodium_memzero(job->bearer, strlen(job->bearer));
+        free(job->bearer);
+    }
     free(job);
 }
 
@@ -631,7 +649,8 @@ int ai_client_open(const struct ai_cfg *cfg, struct ai_client **out, struct ai_e
 static bool job_valid(const struct ai_job *job)
 {
     return job != NULL && job->done != NULL && job->body != NULL && job->attempt >= 1 &&
-           job->id[0] != '\0' && memchr(job->id, '\0', sizeof(job->id)) != NULL;
+           job->id[0] != '\0' && memchr(job->id, '\0', sizeof(job->id)) != NULL &&
+           (job->bearer == NULL || is_token_text(job->bearer));
 }
 
 int ai_submit(struct ai_client *c, struct ai_job *job)

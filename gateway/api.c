@@ -23,7 +23,7 @@
 
 static void run_route(struct gw_http *h);
 
-static int submit(struct gw_http *h, struct store_req *req)
+int gw_api_submit(struct gw_http *h, struct store_req *req)
 {
     if (req == NULL) {
         gw_http_error(h, 503, "unavailable", "out of memory");
@@ -39,7 +39,7 @@ static int submit(struct gw_http *h, struct store_req *req)
     return 0;
 }
 
-static unsigned int status_of(int rc, const char **code)
+unsigned int gw_api_status(int rc, const char **code)
 {
     switch (rc) {
     case STORE_E_NOTFOUND:
@@ -78,7 +78,7 @@ static void auth_done(struct store_req *req)
             gw_http_error(h, 401, "unauthorized", "invalid token");
         } else {
             const char *code = NULL;
-            gw_http_error(h, status_of(req->rc, &code), code, "cannot check the token now");
+            gw_http_error(h, gw_api_status(req->rc, &code), code, "cannot check the token now");
         }
     }
     store_req_free(req);
@@ -97,7 +97,7 @@ static void start_auth(struct gw_http *h)
         gw_http_error(h, 401, "unauthorized", "invalid token");
         return;
     }
-    submit(h, req);
+    gw_api_submit(h, req);
 }
 
 /* ---- GET /api/sessions/{id} --------------------------------------------------------------- */
@@ -135,7 +135,7 @@ static void session_get_done(struct store_req *req)
         if (req->rc == 0) {
             gw_http_respond_json(h, 200, session_body(&req->u.session_get));
         } else {
-            gw_http_error(h, status_of(req->rc, &code), code, store_strerror(req->rc));
+            gw_http_error(h, gw_api_status(req->rc, &code), code, store_strerror(req->rc));
         }
     }
     store_req_free(req);
@@ -159,7 +159,7 @@ static void rating_done(struct store_req *req)
                           r->tip > 0 ? json_integer(r->tip) : json_null(), "comment",
                           opt_string(r->comment), "createdAt", gw_msg_time(r->created_unix_ms)));
         } else {
-            gw_http_error(h, status_of(req->rc, &code), code,
+            gw_http_error(h, gw_api_status(req->rc, &code), code,
                           req->rc == STORE_E_CONFLICT ? "already rated"
                           : req->rc == STORE_E_STATE  ? "the session has not ended"
                                                       : store_strerror(req->rc));
@@ -188,11 +188,15 @@ static void start_rating(struct gw_http *h)
         cmd.comment = NULL;
     }
     gw_cmd_fini(&cmd);
-    submit(h, req);
+    gw_api_submit(h, req);
 }
 
 static void run_route(struct gw_http *h)
 {
+    if (h->api_route == GW_API_LIVEKIT_TOKEN) {
+        gw_api_livekit_token(h);
+        return;
+    }
     if (h->api_post) {
         start_rating(h);
         return;
@@ -204,7 +208,7 @@ static void run_route(struct gw_http *h)
         snprintf(req->u.session_get.user_id, sizeof(req->u.session_get.user_id), "%s",
                  h->api_user.id);
     }
-    submit(h, req);
+    gw_api_submit(h, req);
 }
 
 /* ---- entry points ---------------------------------------------------------------------------- */
@@ -232,6 +236,23 @@ static int parse_path(struct gw_http *h, const char *path, bool *is_rating)
     return 0;
 }
 
+/* "/api/rooms/{roomId}/livekit-token": copy the room id. */
+static int parse_room_path(struct gw_http *h, const char *path)
+{
+    static const char prefix[] = "/api/rooms/", suffix[] = "/livekit-token";
+    if (strncmp(path, prefix, sizeof(prefix) - 1) != 0) {
+        return -1;
+    }
+    const char *id = path + sizeof(prefix) - 1;
+    size_t n = strcspn(id, "/");
+    if (n == 0 || n > STORE_ROOM_MAX || strcmp(id + n, suffix) != 0) {
+        return -1;
+    }
+    memcpy(h->api_room_id, id, n);
+    h->api_room_id[n] = '\0';
+    return 0;
+}
+
 static void copy_token(struct gw_http *h)
 {
     char auth[GW_JWT_MAX_BYTES + 16];
@@ -252,6 +273,9 @@ static enum gw_api_route route_of(struct gw_http *h, const char *path)
     if (strcmp(path, "/api/auth/redeem") == 0) {
         return GW_API_AUTH_REDEEM;
     }
+    if (parse_room_path(h, path) == 0) {
+        return GW_API_LIVEKIT_TOKEN;
+    }
     if (parse_path(h, path, &is_rating) != 0) {
         return GW_API_NONE;
     }
@@ -268,7 +292,7 @@ void gw_api_begin(struct gw_server *srv, struct gw_http *h, const char *path, bo
         return;
     }
     bool is_post = lws_hdr_total_length(h->wsi, WSI_TOKEN_POST_URI) > 0;
-    bool wants_body = h->api_route != GW_API_SESSION_GET;
+    bool wants_body = h->api_route != GW_API_SESSION_GET && h->api_route != GW_API_LIVEKIT_TOKEN;
     if (wants_body ? !is_post : !is_get) {
         gw_http_error(h, 405, "bad_request", "method not allowed");
         return;
@@ -288,6 +312,7 @@ void gw_api_begin(struct gw_server *srv, struct gw_http *h, const char *path, bo
     }
     copy_token(h);
     h->api_post = wants_body;
+    h->api_body_cap = GW_API_BODY_MAX;
     if (!wants_body) {
         start_auth(h);
     }
@@ -299,11 +324,11 @@ void gw_api_body(struct gw_http *h, const void *in, size_t len)
     if (!h->api_post || h->api_too_large) {
         return;
     }
-    if (h->api_body_len + len > GW_API_BODY_MAX) {
+    if (h->api_body_len + len > h->api_body_cap) {
         h->api_too_large = true;
         return;
     }
-    if (h->api_body == NULL && (h->api_body = malloc(GW_API_BODY_MAX)) == NULL) {
+    if (h->api_body == NULL && (h->api_body = malloc(h->api_body_cap)) == NULL) {
         h->api_too_large = true;
         return;
     }
@@ -314,6 +339,10 @@ void gw_api_body(struct gw_http *h, const void *in, size_t len)
 void gw_api_body_done(struct gw_http *h)
 {
     if (!h->api_post || h->has_response || h->pending != NULL) {
+        return;
+    }
+    if (h->api_route == GW_API_LIVEKIT_HOOK) {
+        gw_webhook_run(h); /* signed by LiveKit, not by a user */
         return;
     }
     if (h->api_too_large) {

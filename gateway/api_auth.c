@@ -30,6 +30,7 @@
 #include <sodium.h>
 
 #include "gw_int.h"
+#include "jwt.h"
 #include "msgs.h"
 
 #define CODE_TTL_MS         ((int64_t)30 * 60 * 1000)
@@ -38,17 +39,6 @@
 #define CODE_RANDOM_CHARS   16
 #define SESSION_TOKEN_BYTES 32
 #define HEADER_SCRATCH_MAX  4096 /* a longer User-Agent is recorded as "" */
-
-static void submit(struct gw_http *h, struct store_req *req)
-{
-    req->arg = h;
-    if (store_submit(h->srv->store, req, gw_now_ms()) != 0) {
-        store_req_free(req);
-        gw_http_error(h, 503, "unavailable", "server busy; retry");
-        return;
-    }
-    h->pending = req;
-}
 
 /* A store failure other than the route's own outcomes. */
 static void store_failed(struct gw_http *h, int rc)
@@ -105,17 +95,7 @@ static int copy_member(json_t *o, const char *key, char *dst, size_t cap, bool o
 /* Constant time in the key's content and length (see DESIGN). */
 static bool service_key_ok(const char *token, const char *key)
 {
-    if (token == NULL) {
-        return false;
-    }
-    size_t tlen = strlen(token), klen = strlen(key);
-    unsigned char a[crypto_generichash_BYTES], b[crypto_generichash_BYTES];
-    crypto_generichash(a, sizeof(a), (const unsigned char *)token, tlen, NULL, 0);
-    crypto_generichash(b, sizeof(b), (const unsigned char *)key, klen, NULL, 0);
-    int same = sodium_memcmp(a, b, sizeof(a)) == 0;
-    sodium_memzero(a, sizeof(a));
-    sodium_memzero(b, sizeof(b));
-    return (same & (tlen == klen)) != 0;
+    return token != NULL && gw_ct_equal(token, strlen(token), key, strlen(key));
 }
 
 /* "vgs-<unix ms>-<16 of [a-z0-9]>" into out. */
@@ -196,7 +176,7 @@ static void run_codes(struct gw_http *h)
     a->expires_unix_ms = a->now_unix_ms + CODE_TTL_MS;
     a->max_per_day = CODES_PER_DAY;
     make_code(a->code, sizeof(a->code), a->now_unix_ms);
-    submit(h, req);
+    gw_api_submit(h, req);
 }
 
 /* ---- POST /api/auth/redeem ---------------------------------------------------------------- */
@@ -329,7 +309,7 @@ static void run_redeem(struct gw_http *h)
     make_session_token(r->session_token, sizeof(r->session_token));
     r->now_unix_ms = gw_unix_ms();
     r->session_expires_unix_ms = r->now_unix_ms + SESSION_TTL_MS;
-    submit(h, req);
+    gw_api_submit(h, req);
 }
 
 /* ---- entry point ---------------------------------------------------------------------------- */

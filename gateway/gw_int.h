@@ -56,6 +56,11 @@ struct gw_server {
     int64_t ai_next_poll_ms; /* monotonic; 0: no poll scheduled */
     bool ai_claiming;
     int ai_running;
+    struct ai_client *lk;    /* owned: DeleteRoom calls; NULL without LIVEKIT_URL (lkjobs.c) */
+    int64_t lk_next_poll_ms; /* monotonic; 0: no poll scheduled */
+    bool lk_claiming;
+    int lk_running;
+    uint64_t lk_hooks[6];    /* webhooks by result, see gw_lk_result_index() (metrics) */
     int port;
 };
 
@@ -68,6 +73,8 @@ enum gw_api_route {
     GW_API_SESSION_RATING, /* POST /api/sessions/{id}/rating */
     GW_API_AUTH_CODES,     /* POST /api/auth/codes (api_auth.c) */
     GW_API_AUTH_REDEEM,    /* POST /api/auth/redeem (api_auth.c) */
+    GW_API_LIVEKIT_TOKEN,  /* GET /api/rooms/{roomId}/livekit-token (api_livekit.c) */
+    GW_API_LIVEKIT_HOOK,   /* POST /webhooks/livekit (webhook.c) */
 };
 
 /* POST /webhooks/livekit (webhook.c): the raw body is collected like an
@@ -87,9 +94,12 @@ struct gw_http {
     enum gw_api_route api_route;
     bool api_post;
     char api_session_id[STORE_ID_MAX + 1];
+    char api_room_id[STORE_ROOM_MAX + 1]; /* GW_API_LIVEKIT_TOKEN */
     char *api_token; /* the Bearer token, owned, wiped */
-    char *api_body;  /* POST body, owned, at most GW_API_BODY_MAX */
+    char *api_body;  /* POST body, owned, at most api_body_cap */
     size_t api_body_len;
+    size_t api_body_cap; /* GW_API_BODY_MAX, or GW_LK_BODY_MAX for the webhook */
+    bool hook_json;      /* the webhook's Content-Type is (webhook+)json */
     bool api_too_large;
     struct store_user api_user;
     bool has_response;
@@ -152,6 +162,7 @@ struct gw_room {
     struct store_room info;
     struct gw_join *pending;      /* joins waiting for the load */
     struct gw_deferred *deferred; /* their connections' next commands, in order */
+    bool media[2];                /* coach, client: has a LiveKit participant (webhooks) */
     size_t n_deferred;
 };
 
@@ -234,6 +245,18 @@ void gw_ai_poll(struct gw_server *srv);
 /* maint.c: start the periodic cleanup of expired sessions and spent auth
  * codes when it is due (called by the housekeeping tick). */
 void gw_maint_tick(struct gw_server *srv);
+/* lkjobs.c: the durable LiveKit room-close jobs (RoomService/DeleteRoom),
+ * driven like the AI jobs: look for due ones now; poll when due (tick);
+ * start the HTTP client when LIVEKIT_URL and the API key and secret are
+ * set (srv->lk), stop it. */
+void gw_lk_kick(struct gw_server *srv);
+void gw_lk_poll(struct gw_server *srv);
+int gw_lk_open(struct gw_server *srv, struct gw_err *err);
+void gw_lk_close(struct gw_server *srv);
+/* webhook.c: apply a committed LiveKit event to the loaded room, if any. */
+void gw_lk_apply(struct gw_server *srv, const struct store_lk_event *ev, bool replaced);
+/* webhook.c: the client of a webhook request went away (http.c). */
+void gw_webhook_detach(struct gw_http *h);
 /* aijobs.c: start the AI client when AI_SUMMARY_URL is set; stop it. */
 int gw_ai_open(struct gw_server *srv, struct gw_err *err);
 void gw_ai_close(struct gw_server *srv);
@@ -278,6 +301,15 @@ void gw_api_body_done(struct gw_http *h);
 /* api_auth.c: run POST /api/auth/codes or /api/auth/redeem once the body
  * is complete (h->api_body, h->api_body_len; h->api_route says which). */
 void gw_api_auth_run(struct gw_http *h);
+/* api.c: submit req for h (req->arg = h, h->pending = req); on failure req
+ * is freed and a 503 is the response. 0 or -1. */
+int gw_api_submit(struct gw_http *h, struct store_req *req);
+/* api.c: the HTTP status and error code of a store failure rc. */
+unsigned int gw_api_status(int rc, const char **code);
+/* api_livekit.c: GET /api/rooms/{roomId}/livekit-token, once authenticated. */
+void gw_api_livekit_token(struct gw_http *h);
+/* webhook.c: POST /webhooks/livekit, once its body is in. */
+void gw_webhook_run(struct gw_http *h);
 
 /* api.c: free what h's API request owns. */
 void gw_api_fini(struct gw_http *h);

@@ -188,10 +188,12 @@ static void detach(struct gw_http *h)
     if (h == NULL) {
         return;
     }
-    if (h->pending != NULL) {
+    if (h->pending != NULL && h->api_route == GW_API_LIVEKIT_HOOK) {
+        gw_webhook_detach(h); /* its effects still apply */
+    } else if (h->pending != NULL) {
         h->pending->arg = NULL;
-        h->pending = NULL;
     }
+    h->pending = NULL;
     free_body(h->body, h->body_len);
     h->body = NULL;
     h->has_response = false;
@@ -234,6 +236,9 @@ int gw_http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *us
         }
         if (srv != NULL && srv->ai != NULL) {
             ai_run_done(srv->ai);
+        }
+        if (srv != NULL && srv->lk != NULL) {
+            ai_run_done(srv->lk);
         }
         return 0;
     default:

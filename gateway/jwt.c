@@ -182,3 +182,14 @@ char *gw_jwt_sign_hs256(const json_t *claims, const unsigned char *secret, size_
     free(p64);
     return out;
 }
+
+int gw_ct_equal(const void *a, size_t alen, const void *b, size_t blen)
+{
+    unsigned char da[crypto_generichash_BYTES], db[crypto_generichash_BYTES];
+    crypto_generichash(da, sizeof(da), a, alen, NULL, 0);
+    crypto_generichash(db, sizeof(db), b, blen, NULL, 0);
+    int same = sodium_memcmp(da, db, sizeof(da)) == 0;
+    sodium_memzero(da, sizeof(da));
+    sodium_memzero(db, sizeof(db));
+    return same & (alen == blen);
+}

@@ -38,6 +38,12 @@ int gw_jwt_verify_hs256(const char *token, size_t len, const unsigned char *secr
                         size_t secret_len, const struct gw_jwt_check *chk, json_t **claims_out,
                         struct gw_err *err);
 
+/* Whether a (alen bytes) equals b (blen bytes), in time independent of
+ * their contents and of where they differ: both are hashed with BLAKE2b to
+ * 32 bytes, the digests compared with sodium_memcmp and the lengths
+ * compared without a branch. For secrets and values derived from them. */
+int gw_ct_equal(const void *a, size_t alen, const void *b, size_t blen);
+
 /* Sign claims (borrowed) with header {"alg":"HS256","typ":"JWT"}. Returns a
  * malloc'd NUL-terminated token, or NULL when out of memory. */
 char *gw_jwt_sign_hs256(const json_t *claims, const unsigned char *secret, size_t secret_len);

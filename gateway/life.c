@@ -146,6 +146,9 @@ static void end_done(struct store_req *req)
         if (req->u.end.ai_job_id[0] != '\0') {
             gw_ai_kick(g->srv);
         }
+        if (req->u.end.livekit_close_queued) {
+            gw_lk_kick(g->srv);
+        }
     }
     store_req_free(req);
     free(w);
@@ -161,6 +164,7 @@ static void submit_end(struct gw_room *g)
         e->ended_unix_ms = g->end_fx.ended_unix_ms;
         snprintf(e->reason, sizeof(e->reason), "%s", room_end_reason_name(g->end_fx.reason));
         e->ai_enabled = g->srv->cfg->ai_summary_url != NULL;
+        e->livekit_close = g->srv->lk != NULL;
     }
     if (gw__submit(NULL, req, gw__wctx_new(g->srv, g, &none)) != 0 && !g->srv->closing) {
         g->end_attempts++;

@@ -128,6 +128,16 @@ char *gw_metrics_render(const struct gw_server *srv, size_t *len)
         put(&b, "coach_errors_total{code=\"%s\"} %llu\n", error_codes[i],
             (unsigned long long)st->errors[i]);
     }
+    static const char *const hook_results[] = {"ok",           "duplicate",  "ignored",
+                                               "unauthorized", "bad_request", "unavailable"};
+    put(&b, "# HELP coach_livekit_webhooks_total LiveKit webhooks answered, by result.\n"
+            "# TYPE coach_livekit_webhooks_total counter\n");
+    for (size_t i = 0; i < sizeof(hook_results) / sizeof(hook_results[0]); i++) {
+        put(&b, "coach_livekit_webhooks_total{result=\"%s\"} %llu\n", hook_results[i],
+            (unsigned long long)srv->lk_hooks[i]);
+    }
+    gauge(&b, "coach_livekit_close_running", "LiveKit DeleteRoom calls in flight.",
+          (uint64_t)srv->lk_running);
     persist_histogram(&b, st);
     if (b.failed) {
         free(b.p);

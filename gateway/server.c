@@ -131,6 +131,7 @@ static void tick(lws_sorted_usec_list_t *sul)
                store_in_flight(srv->store), srv->n_conns);
     }
     gw_ai_poll(srv);
+    gw_lk_poll(srv);
     gw_maint_tick(srv);
     if (!srv->draining && gw_now_ms() >= srv->next_sweep_ms) {
         srv->next_sweep_ms = gw_now_ms() + 60000;
@@ -221,6 +222,9 @@ int gw_server_new(const struct gw_config *cfg, struct gw_server **out, struct gw
         } else {
             rc = gw_ai_open(srv, err);
         }
+        if (rc == 0) {
+            rc = gw_lk_open(srv, err);
+        }
     }
     if (rc != 0) {
         gw_server_free(srv);
@@ -280,6 +284,7 @@ void gw_server_free(struct gw_server *srv)
     /* After the context: no connection can reference a request any more.
      * The AI client first: its last completions still record through the store. */
     gw_ai_close(srv);
+    gw_lk_close(srv);
     store_close(srv->store);
     if (srv->rooms != NULL) {
         gw_rooms_free(srv);

@@ -27,6 +27,7 @@
  * Statements and their columns: ops_queries.c.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -114,7 +115,7 @@ void store__op_warning(PGconn *c, struct store_req *req)
 enum { E_BEGIN, E_LOCK, E_LOCK_ROOM, E_STATE, E_N };
 enum { ES_ENDED, ES_N_MSGS, ES_RATED };
 /* The columns of STORE_Q_END_WRITE. */
-enum { EW_N_MSGS, EW_JOB, EW_SESSIONS, EW_APPOINTMENTS };
+enum { EW_N_MSGS, EW_JOB, EW_SESSIONS, EW_APPOINTMENTS, EW_LIVEKIT_CLOSE };
 
 /* The writes of an end, then COMMIT. 0, or a negative code with err set
  * (the caller rolls back). */
@@ -123,9 +124,11 @@ static int end_write(PGconn *c, struct store_end *e, struct store_err *err)
     char job_id[STORE_CUID_LEN + 1], ended[24];
     store_cuid(job_id);
     (void)snprintf(ended, sizeof ended, "%" PRId64, e->ended_unix_ms);
-    const char *vals[] = {e->appointment_id, ended, job_id, e->ai_enabled ? "t" : "f", e->reason};
+    bool close = e->livekit_close && strcmp(e->reason, "livekit") != 0;
+    const char *vals[] = {e->appointment_id, ended,    job_id, e->ai_enabled ? "t" : "f",
+                          e->reason,         close ? "t" : "f"};
     const struct store__ops_stmt stmts[2] = {
-        {STORE_Q_END_WRITE, 5, vals, NULL, NULL},
+        {STORE_Q_END_WRITE, 6, vals, NULL, NULL},
         {STORE_Q_COMMIT, 0, NULL, NULL, NULL},
     };
     PGresult *res[2];
@@ -138,6 +141,7 @@ static int end_write(PGconn *c, struct store_end *e, struct store_err *err)
     } else {
         e->n_messages = (int)store__ops_i64(res[0], 0, EW_N_MSGS);
         (void)store__ops_copy(e->ai_job_id, sizeof e->ai_job_id, res[0], 0, EW_JOB);
+        e->livekit_close_queued = store__ops_i64(res[0], 0, EW_LIVEKIT_CLOSE) > 0;
         e->stored_ended_unix_ms = e->ended_unix_ms;
     }
     store__ops_clear(res, 2);

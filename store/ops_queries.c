@@ -235,12 +235,13 @@ static const char end_state_sql[] =
     " FROM \"Appointment\" a WHERE a.id = $1";
 
 /* $1 appointment id, $2 endedAt (ms), $3 new job id, $4 AI enabled
- * (bool), $5 reason. Builds the transcript (one line per message in seq
+ * (bool), $5 reason, $6 close the LiveKit room (bool). Builds the transcript (one line per message in seq
  * order, "[HH:MM:SS] <displayName> (<role>): <text>", the time being
  * "createdAt" as stored: UTC; '' without messages), completes every Session
- * row and the appointment, and queues the AI job when there are messages.
+ * row and the appointment, queues the AI job when there are messages and
+ * the LiveKit close job when $6.
  * -> message count, the job id when a 'pending' job was created (else ''),
- * Session rows completed, appointments completed. */
+ * Session rows completed, appointments completed, close jobs queued. */
 #define END_AT_TS OPS_SQL_TS("$2")
 static const char end_write_sql[] =
     "WITH t AS ("
@@ -261,9 +262,13 @@ static const char end_write_sql[] =
     " j AS ("
     " INSERT INTO coach_ai_job (id, appointment_id, status, reason)"
     " SELECT $3, $1, CASE WHEN $4::bool THEN 'pending' ELSE 'skipped' END, nullif($5, '')"
-    " FROM t WHERE t.n > 0 ON CONFLICT (appointment_id) DO NOTHING RETURNING id, status)"
+    " FROM t WHERE t.n > 0 ON CONFLICT (appointment_id) DO NOTHING RETURNING id, status),"
+    " lk AS ("
+    " INSERT INTO coach_livekit_close (appointment_id, room_id, status)"
+    " SELECT a.id, a.\"roomId\", 'pending' FROM \"Appointment\" a WHERE a.id = $1 AND $6::bool"
+    " ON CONFLICT (appointment_id) DO NOTHING RETURNING 1)"
     " SELECT t.n, coalesce((SELECT id FROM j WHERE status = 'pending'), ''),"
-    " (SELECT count(*) FROM s), (SELECT count(*) FROM ap) FROM t";
+    " (SELECT count(*) FROM s), (SELECT count(*) FROM ap), (SELECT count(*) FROM lk) FROM t";
 
 /* -> the appointment's client id and status, the client's Session id and
  * status (NULL when the client has none). */

@@ -258,6 +258,15 @@ static void execute_one(struct store *st, struct store_req *req)
     case STORE_OP_MAINTENANCE:
         store__op_maintenance(st->conn, req);
         break;
+    case STORE_OP_LK_EVENT:
+        store__op_lk_event(st->conn, req);
+        break;
+    case STORE_OP_LK_CLOSE_CLAIM:
+        store__op_lk_close_claim(st->conn, req);
+        break;
+    case STORE_OP_LK_CLOSE_RESULT:
+        store__op_lk_close_result(st->conn, req);
+        break;
     }
 }
 

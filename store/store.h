@@ -98,6 +98,9 @@ enum store_op {
     STORE_OP_AUTH_CODE_REDEEM,
     /* delete expired UserSession rows and spent AuthCode rows */
     STORE_OP_MAINTENANCE,
+    STORE_OP_LK_EVENT,        /* apply a LiveKit webhook event, once per event id */
+    STORE_OP_LK_CLOSE_CLAIM,  /* take due LiveKit room-close jobs */
+    STORE_OP_LK_CLOSE_RESULT, /* record a room-close attempt */
 };
 
 #define STORE_ID_MAX    64  /* user, appointment, session and message ids */
@@ -246,6 +249,9 @@ struct store_end {
     int64_t ended_unix_ms;                 /* in */
     char reason[16];                  /* in: coach|timer|idle|livekit|admin (recorded on the job) */
     int ai_enabled;                   /* in: AI_SUMMARY_URL is set */
+    int livekit_close;                /* in: LIVEKIT_URL is set: unless reason is livekit, queue
+                                         a coach_livekit_close job ('pending', due now) */
+    int livekit_close_queued;         /* out: such a job was queued by this end */
     int already_ended;                /* out */
     int64_t stored_ended_unix_ms;     /* out: endedAt as stored (the first end's) */
     int n_messages;                   /* out */
@@ -433,6 +439,97 @@ struct store_maintenance {
     int skipped_locked;       /* out: another node was running it */
 };
 
+/* ---- LiveKit (ops_livekit.c) ---------------------------------------------------- */
+
+#define STORE_LK_ID_MAX 128 /* event ids, room and participant sids */
+
+enum store_lk_kind {
+    STORE_LK_OTHER = 0,  /* any other event: its id is recorded, nothing else */
+    STORE_LK_JOINED,     /* participant_joined */
+    STORE_LK_LEFT,       /* participant_left */
+    STORE_LK_FINISHED,   /* room_finished */
+};
+
+/* What STORE_OP_LK_EVENT did. */
+enum store_lk_result {
+    STORE_LK_APPLIED = 0, /* the event's effects are committed */
+    STORE_LK_DUPLICATE,   /* the id was recorded before: nothing changed */
+    STORE_LK_NO_ROOM,     /* no appointment has that roomId: id recorded, ignored */
+    STORE_LK_NOT_MEMBER,  /* the identity is neither the coach nor the client: ignored */
+    STORE_LK_STALE,       /* room_finished of an instance older than the latest: ignored */
+};
+
+/*
+ * STORE_OP_LK_EVENT, one transaction: insert event_id into
+ * coach_livekit_event (a conflict means a redelivery: DUPLICATE, nothing
+ * else happens), then the event's effects:
+ *  - every kind: the room instance (room_sid, room_created_ms) becomes the
+ *    latest of room_id unless a newer one was seen;
+ *  - JOINED by the coach or the client of the appointment: the
+ *    participant row (participant_sid) is recorded and, unless the
+ *    appointment is cancelled or completed or opens later than
+ *    at_unix_ms + early_join_ms, the user's Session row is created or
+ *    reactivated as STORE_OP_SESSION_JOIN does (startedAt at_unix_ms);
+ *    media_changed = it is the user's first participant in the room;
+ *  - LEFT: the participant row goes; media_changed = the user has none left;
+ *  - FINISHED of the latest instance (or of a room with no instance
+ *    recorded): every participant row of the room goes (media_users lists
+ *    the users who had one); of an older instance: STALE.
+ * Errors: STORE_E_QUERY / STORE_E_UNAVAILABLE (rolled back: the id is not
+ * recorded, so a redelivery is applied).
+ */
+struct store_lk_event {
+    char event_id[STORE_LK_ID_MAX + 1];        /* in */
+    char event[40];                            /* in: the event's name, recorded */
+    enum store_lk_kind kind;                   /* in */
+    char room_id[STORE_ROOM_MAX + 1];          /* in: room.name ("" when none) */
+    char room_sid[STORE_LK_ID_MAX + 1];        /* in: room.sid ("" when none) */
+    int64_t room_created_ms;                   /* in: room.creationTime, 0 when unknown */
+    char participant_sid[STORE_LK_ID_MAX + 1]; /* in: JOINED, LEFT */
+    char user_id[STORE_ID_MAX + 1];            /* in: JOINED, LEFT: participant.identity */
+    int64_t at_unix_ms;                        /* in: the gateway's clock */
+    int64_t early_join_ms;                     /* in: EARLY_JOIN_MIN in ms */
+    enum store_lk_result result;               /* out */
+    char appointment_id[STORE_ID_MAX + 1];     /* out: when the room is known */
+    int media_changed;                         /* out: JOINED, LEFT */
+    int session_started;                       /* out: JOINED created/reactivated a Session */
+    int session_running;                       /* out: the appointment is 'active' */
+    char media_users[2][STORE_ID_MAX + 1];     /* out: FINISHED: users who had media */
+    int n_media_users;                         /* out */
+};
+
+/* One due LiveKit room-close job. */
+struct store_lk_close_job {
+    char appointment_id[STORE_ID_MAX + 1];
+    char room_id[STORE_ROOM_MAX + 1];
+    int attempt; /* 1 for the first try */
+};
+
+/* STORE_OP_LK_CLOSE_CLAIM: as STORE_OP_AI_CLAIM, for coach_livekit_close. */
+struct store_lk_close_claim {
+    int max_jobs;                    /* in: 1..16 */
+    int64_t lease_ms;                /* in */
+    struct store_lk_close_job jobs[16]; /* out */
+    size_t n_jobs;                   /* out */
+    int64_t next_due_unix_ms;        /* out: earliest due time of the rest, 0 if none */
+};
+
+enum store_lk_close_outcome {
+    STORE_LK_CLOSE_DONE,
+    STORE_LK_CLOSE_RETRY,
+    STORE_LK_CLOSE_FAILED,
+};
+
+/* STORE_OP_LK_CLOSE_RESULT: record one attempt. A result for an attempt
+ * that is no longer current gets STORE_E_STATE (as STORE_OP_AI_RESULT). */
+struct store_lk_close_result {
+    char appointment_id[STORE_ID_MAX + 1]; /* in */
+    int attempt;                           /* in */
+    enum store_lk_close_outcome outcome;   /* in */
+    int64_t next_unix_ms;                  /* in: RETRY */
+    char error[256];                       /* in: never secrets */
+};
+
 struct store_req {
     enum store_op op;
     store_done_fn done;  /* loop thread */
@@ -460,6 +557,9 @@ struct store_req {
         struct store_auth_code_issue code_issue;
         struct store_auth_code_redeem code_redeem;
         struct store_maintenance maint;
+        struct store_lk_event lk_event;
+        struct store_lk_close_claim lk_claim;
+        struct store_lk_close_result lk_result;
     } u;
     struct store_req *next; /* queue link, owned by the store while queued */
 };

@@ -48,6 +48,9 @@ void store__op_live_rooms(PGconn *c, struct store_req *req);
 void store__op_auth_code_issue(PGconn *c, struct store_req *req);
 void store__op_auth_code_redeem(PGconn *c, struct store_req *req);
 void store__op_maintenance(PGconn *c, struct store_req *req);
+void store__op_lk_event(PGconn *c, struct store_req *req);
+void store__op_lk_close_claim(PGconn *c, struct store_req *req);
+void store__op_lk_close_result(PGconn *c, struct store_req *req);
 
 /* Store n (1..256) chat requests in one transaction: the group commit.
  * Each request completes on its own: one that fails (e.g. its Session row
