@@ -367,6 +367,16 @@ static void send_joined(struct gw_conn *c, struct gw_room *g, const struct store
                   gw_msg_members(g->core), "lastSeq", (json_int_t)room_last_seq(g->core), "history",
                   gw_msg_message_list(h->msgs, h->n_msgs), "truncated", h->has_more);
     gw__reply(c, o, gw__id_of(j));
+    /* Who has video right now (LiveKit webhooks): as the `media` events
+     * the other members got. */
+    for (int who = 0; who < 2; who++) {
+        if (g->media[who]) {
+            json_t *m = json_pack("{s:s, s:s, s:s, s:s}", "type", "media", "room", g->room_id,
+                                  "userId", who == 0 ? g->info.coach_id : g->info.client_id,
+                                  "state", "joined");
+            gw__reply(c, m, NULL);
+        }
+    }
 }
 
 static void history_join_done(struct store_req *req)
@@ -529,6 +539,8 @@ static void room_load_done(struct store_req *req)
     int rc = req->rc;
     if (rc == 0) {
         g->info = req->u.room;
+        g->media[0] = g->info.coach_media != 0;
+        g->media[1] = g->info.client_media != 0;
         rc = make_core(srv, g);
     }
     if (rc != 0) {

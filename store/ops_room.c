@@ -42,6 +42,8 @@ enum {
     RL_WARNINGS,
     RL_COACH_SID,
     RL_CLIENT_SID,
+    RL_COACH_MEDIA,
+    RL_CLIENT_MEDIA,
 };
 
 /* Copy the row of STORE_Q_ROOM_LOAD into r. -1 when an id does not fit. */
@@ -66,6 +68,8 @@ static int copy_room(struct store_room *r, const PGresult *res)
     r->started_unix_ms = store__ops_i64(res, 0, RL_STARTED);
     r->ended_unix_ms = store__ops_i64(res, 0, RL_ENDED);
     r->warnings_sent = (int)store__ops_i64(res, 0, RL_WARNINGS);
+    r->coach_media = PQgetvalue(res, 0, RL_COACH_MEDIA)[0] == 't';
+    r->client_media = PQgetvalue(res, 0, RL_CLIENT_MEDIA)[0] == 't';
     return 0;
 }
 

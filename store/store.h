@@ -159,6 +159,7 @@ struct store_room {
     int warnings_sent;                        /* out: max "warningsSent" of its Session rows */
     char coach_session_id[STORE_ID_MAX + 1];  /* out: the coach's Session row, "" if none */
     char client_session_id[STORE_ID_MAX + 1]; /* out: the client's Session row, "" if none */
+    int coach_media, client_media; /* out: has a LiveKit participant in the room (webhooks) */
 };
 
 /* STORE_OP_SESSION_JOIN (STORE_E_NOTFOUND: unknown appointment or user;

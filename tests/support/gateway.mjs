@@ -148,3 +148,52 @@ export function seedAppointment(db, { durationMin = 20, startOffsetSec = 0, stat
               ${Number(durationMin)}, ${q(client.id)}, ${q(coach.id)}, ${q(roomId)}, ${q(status)});`);
   return { appointmentId, roomId, coach, client, stranger };
 }
+
+// A coachroom.v1 client (npm ws) authenticated by header. frames holds
+// everything received; next(type) waits for the first unread frame of that
+// type; none(type, ms) asserts that no such frame comes within ms.
+export async function connectRoom(gw, token) {
+  const { default: WebSocket } = await import('ws');
+  const ws = new WebSocket(gw.wsUrl, 'coachroom.v1', {
+    headers: { authorization: `Bearer ${token}` },
+  });
+  const frames = [];
+  let seen = 0;
+  const waiters = new Set();
+  ws.on('message', (data) => {
+    frames.push(JSON.parse(String(data)));
+    for (const w of waiters) w();
+  });
+  await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject); });
+  const find = (type, from) => frames.findIndex((f, i) => i >= from && f.type === type);
+  const client = {
+    frames,
+    send: (obj) => ws.send(JSON.stringify(obj)),
+    close: () => new Promise((r) => { ws.once('close', r); ws.close(); }),
+    next(type, ms = 5000) {
+      return new Promise((resolve, reject) => {
+        const check = () => {
+          const i = find(type, seen);
+          if (i < 0) return false;
+          seen = i + 1;
+          waiters.delete(check);
+          clearTimeout(timer);
+          resolve(frames[i]);
+          return true;
+        };
+        const timer = setTimeout(() => {
+          waiters.delete(check);
+          reject(new Error(`no ${type} frame within ${ms} ms; got ${JSON.stringify(frames.slice(seen))}`));
+        }, ms);
+        if (!check()) waiters.add(check);
+      });
+    },
+    async none(type, ms = 400) {
+      await sleep(ms);
+      const i = find(type, seen);
+      if (i >= 0) throw new Error(`unexpected ${type} frame: ${JSON.stringify(frames[i])}`);
+    },
+  };
+  await client.next('welcome');
+  return client;
+}

@@ -275,7 +275,7 @@ int https_get(int port, const char *path, long *status, char *body, size_t cap)
     return get("https", port, path, status, body, cap);
 }
 
-static size_t on_http_body(char *data, size_t size, size_t nmemb, void *arg)
+size_t http_body_write(char *data, size_t size, size_t nmemb, void *arg)
 {
     struct http_body *b = arg;
     size_t n = size * nmemb;
@@ -309,7 +309,7 @@ CURL *http_handle(int port, const char *method, const char *path, const char *to
     if (ua != NULL) {
         curl_easy_setopt(c, CURLOPT_USERAGENT, ua);
     }
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_http_body);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, http_body_write);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 10000L);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);

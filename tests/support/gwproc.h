@@ -51,6 +51,9 @@ struct http_body {
     size_t len;
 };
 
+/* A libcurl write callback filling a struct http_body (arg). */
+size_t http_body_write(char *data, size_t size, size_t nmemb, void *arg);
+
 /* A request to http://127.0.0.1:port/path with method, an optional bearer
  * token, User-Agent and JSON body (Content-Type: application/json); the
  * response body goes to out. The caller performs it (alone or in a multi
