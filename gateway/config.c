@@ -570,6 +570,9 @@ static int parse_bool(struct gw_config *cfg, const struct setting *s, const char
 
 /* Indexes of the settings that other code refers to by name. */
 enum {
+    S_LIVEKIT_API_KEY = 4,
+    S_LIVEKIT_API_SECRET = 5,
+    S_LIVEKIT_URL = 6,
     S_TLS_CERT = 21,
     S_TLS_KEY = 22,
     S_MIGRATE_ON_START = 25,
@@ -817,6 +820,23 @@ static int check_tls(const struct gw_config *cfg, const struct raw *raw, struct 
                       settings[missing].env, settings[missing].flag);
 }
 
+/* LIVEKIT_API_KEY and LIVEKIT_API_SECRET come together; LIVEKIT_URL needs both. */
+static int check_livekit(const struct gw_config *cfg, const struct raw *raw, struct gw_err *err)
+{
+    bool key = cfg->livekit_api_key != NULL, secret = cfg->livekit_api_secret != NULL;
+    if (key != secret) {
+        size_t have = key ? S_LIVEKIT_API_KEY : S_LIVEKIT_API_SECRET;
+        size_t missing = key ? S_LIVEKIT_API_SECRET : S_LIVEKIT_API_KEY;
+        return gw_err_set(err, -EINVAL, "%s: requires %s (or %s) as well", raw->name[have],
+                          settings[missing].env, settings[missing].flag);
+    }
+    if (cfg->livekit_url != NULL && !key) {
+        return gw_err_set(err, -EINVAL, "%s: requires LIVEKIT_API_KEY and LIVEKIT_API_SECRET",
+                          raw->name[S_LIVEKIT_URL]);
+    }
+    return 0;
+}
+
 /* ---- public ------------------------------------------------------------- */
 
 int gw_config_load(struct gw_config *cfg, int argc, char *const argv[], char *const envp[],
@@ -838,6 +858,9 @@ int gw_config_load(struct gw_config *cfg, int argc, char *const argv[], char *co
     }
     if (rc == 0) {
         rc = check_tls(cfg, &raw, err);
+    }
+    if (rc == 0) {
+        rc = check_livekit(cfg, &raw, err);
     }
     if (rc != 0) {
         gw_config_fini(cfg);

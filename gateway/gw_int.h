@@ -31,6 +31,8 @@ struct gw_stats {
     uint64_t persist_hist[16]; /* commit latency buckets, see metrics.c */
     uint64_t persist_count;
     uint64_t persist_sum_us;
+    uint64_t maint_runs, maint_skipped, maint_failed; /* cleanup runs (maint.c) */
+    uint64_t maint_deleted[3]; /* rows deleted: user sessions, auth codes, LiveKit event ids */
 };
 
 struct gw_server {

@@ -40,11 +40,22 @@ static void maint_done(struct store_req *req)
         next_in_ms = short_delay_ms(srv);
     } else if (m->skipped_locked) {
         gw_log(GW_LOG_INFO, "maint.skipped", "reason=locked_by_another_node");
-    } else if (m->sessions_deleted > 0 || m->codes_deleted > 0) {
-        gw_log(GW_LOG_NOTICE, "maint.deleted", "sessions=%" PRId64 " auth_codes=%" PRId64,
-               m->sessions_deleted, m->codes_deleted);
+    } else if (m->sessions_deleted > 0 || m->codes_deleted > 0 || m->events_deleted > 0) {
+        gw_log(GW_LOG_NOTICE, "maint.deleted",
+               "sessions=%" PRId64 " auth_codes=%" PRId64 " livekit_events=%" PRId64,
+               m->sessions_deleted, m->codes_deleted, m->events_deleted);
     } else {
         gw_log(GW_LOG_DEBUG, "maint.nothing", NULL);
+    }
+    if (req->rc == 0 && !m->skipped_locked) {
+        srv->stats.maint_runs++;
+        srv->stats.maint_deleted[0] += (uint64_t)m->sessions_deleted;
+        srv->stats.maint_deleted[1] += (uint64_t)m->codes_deleted;
+        srv->stats.maint_deleted[2] += (uint64_t)m->events_deleted;
+    } else if (req->rc == 0) {
+        srv->stats.maint_skipped++;
+    } else {
+        srv->stats.maint_failed++;
     }
     srv->next_maint_ms = gw_now_ms() + next_in_ms;
     store_req_free(req);

@@ -136,6 +136,20 @@ char *gw_metrics_render(const struct gw_server *srv, size_t *len)
         put(&b, "coach_livekit_webhooks_total{result=\"%s\"} %llu\n", hook_results[i],
             (unsigned long long)srv->lk_hooks[i]);
     }
+    put(&b, "# HELP coach_maintenance_runs_total Cleanup runs, by outcome.\n"
+            "# TYPE coach_maintenance_runs_total counter\n"
+            "coach_maintenance_runs_total{outcome=\"done\"} %llu\n"
+            "coach_maintenance_runs_total{outcome=\"skipped_locked\"} %llu\n"
+            "coach_maintenance_runs_total{outcome=\"failed\"} %llu\n",
+        (unsigned long long)st->maint_runs, (unsigned long long)st->maint_skipped,
+        (unsigned long long)st->maint_failed);
+    put(&b, "# HELP coach_maintenance_deleted_total Rows deleted by the cleanup, by kind.\n"
+            "# TYPE coach_maintenance_deleted_total counter\n"
+            "coach_maintenance_deleted_total{kind=\"user_sessions\"} %llu\n"
+            "coach_maintenance_deleted_total{kind=\"auth_codes\"} %llu\n"
+            "coach_maintenance_deleted_total{kind=\"livekit_events\"} %llu\n",
+        (unsigned long long)st->maint_deleted[0], (unsigned long long)st->maint_deleted[1],
+        (unsigned long long)st->maint_deleted[2]);
     gauge(&b, "coach_livekit_close_running", "LiveKit DeleteRoom calls in flight.",
           (uint64_t)srv->lk_running);
     persist_histogram(&b, st);

@@ -42,6 +42,13 @@ static const char codes_sql[] =
     "   AND NOT EXISTS (SELECT 1 FROM \"UserSession\" s WHERE s.\"authCodeUsed\" = a.code)"
     " LIMIT $1::int4 FOR UPDATE OF a SKIP LOCKED)";
 
+/* LiveKit webhook ids older than 7 days: LiveKit retries a delivery for
+ * minutes, so an id that old cannot come again. */
+static const char events_sql[] =
+    "DELETE FROM coach_livekit_event WHERE id IN ("
+    " SELECT id FROM coach_livekit_event WHERE received_at < now() - INTERVAL '7 days'"
+    " LIMIT $1::int4 FOR UPDATE SKIP LOCKED)";
+
 /* Record a failed step in req (SQLSTATE only: no values), clear res and
  * roll back. */
 static void fail(PGconn *c, struct store_req *req, PGresult *res, const char *what)
@@ -112,11 +119,16 @@ void store__op_maintenance(PGconn *c, struct store_req *req)
     if (codes < 0) {
         return;
     }
+    int64_t events = delete_some(c, req, events_sql, limit, "livekit events");
+    if (events < 0) {
+        return;
+    }
     if (run(c, req, "COMMIT", NULL, PGRES_COMMAND_OK, "commit", &res) != 0) {
         return;
     }
     PQclear(res);
     m->sessions_deleted = sessions;
     m->codes_deleted = codes;
+    m->events_deleted = events;
     req->rc = 0;
 }

@@ -430,13 +430,15 @@ struct store_auth_code_redeem {
  *  - "AuthCode" rows that expired (< now) and are spent ("usedAt" set or
  *    NOT "isActive"), or that expired more than a day ago unused, unless
  *    a remaining "UserSession" names them in "authCodeUsed" (the foreign
- *    key is ON DELETE RESTRICT).
+ *    key is ON DELETE RESTRICT);
+ *  - coach_livekit_event ids received more than 7 days ago.
  * A backlog larger than max_rows is left for the next run. Errors:
  * STORE_E_QUERY (rolled back: nothing deleted). */
 struct store_maintenance {
     int max_rows;             /* in: per statement, 0: STORE_MAINT_BATCH_DEFAULT */
     int64_t sessions_deleted; /* out */
     int64_t codes_deleted;    /* out */
+    int64_t events_deleted;   /* out: coach_livekit_event ids older than 7 days */
     int skipped_locked;       /* out: another node was running it */
 };
 

@@ -58,7 +58,10 @@ static const char seed_sql[] =
     " ('s_exp_active','tok-3','sk1','u','vgs-kept-ref'," NOW
     " - interval '1 hour','::1','t','f',true),"
     " ('s_valid_inactive','tok-4','sk1','u','vgs-kept-ref'," NOW
-    " + interval '1 day','::1','t','f',false)";
+    " + interval '1 day','::1','t','f',false);"
+    "INSERT INTO coach_livekit_event(id,event,received_at) VALUES"
+    " ('EV_old','room_started',now() - interval '8 days'),"
+    " ('EV_recent','room_started',now() - interval '6 days')";
 
 static const char gone_sessions[] = "('s_exp_inactive','s_old_active')";
 static const char gone_codes[] = "('c_chain','c_used','c_deact','c_old','c_unused_old')";
@@ -165,8 +168,20 @@ Test(maint, gateway_deletes_on_its_timer)
         sleep_ms(100);
     }
     cr_assert_not_null(log);
-    cr_expect(strstr(log, "maint.deleted sessions=2 auth_codes=5") != NULL, "%s", log);
+    cr_expect(strstr(log, "maint.deleted sessions=2 auth_codes=5 livekit_events=1") != NULL, "%s",
+              log);
     free(log);
+    char *v = pgtest_query_value(conninfo, "SELECT string_agg(id, ',') FROM coach_livekit_event");
+    cr_expect_str_eq(v != NULL ? v : "", "EV_recent", "webhook ids older than 7 days go");
+    free(v);
+    static char metrics[8192];
+    long status = 0;
+    cr_assert_eq(http_get(gp.port, "/metrics", &status, metrics, sizeof(metrics)), 0);
+    cr_expect(strstr(metrics, "coach_maintenance_deleted_total{kind=\"user_sessions\"} 2") != NULL,
+              "%s", metrics);
+    cr_expect(strstr(metrics, "coach_maintenance_deleted_total{kind=\"auth_codes\"} 5") != NULL);
+    cr_expect(strstr(metrics, "coach_maintenance_deleted_total{kind=\"livekit_events\"} 1") != NULL);
+    cr_expect(strstr(metrics, "coach_maintenance_runs_total{outcome=\"done\"} ") != NULL);
 }
 
 Test(maint, one_node_at_a_time)

@@ -134,10 +134,11 @@ struct row {
     const char *env, *flag;
     const char *a, *b; /* two valid values */
     const char *def;   /* the default as the help text shows it */
-    int partner;       /* row that must be set too (TLS), or -1 */
+    int partner;       /* row that must be set too (TLS, LiveKit), or -1; its own
+                          partner comes along too */
 };
 
-enum { R_TLS_CERT = 21, R_TLS_KEY = 22 };
+enum { R_LK_KEY = 4, R_LK_SECRET = 5, R_TLS_CERT = 21, R_TLS_KEY = 22 };
 
 static const struct row rows[] = {
     {"DATABASE_URL", "--database-url", "postgresql://u:" SECRET_MARK "@db.example/coach",
@@ -145,10 +146,12 @@ static const struct row rows[] = {
     {"LISTEN", "--listen", "0.0.0.0:9000", "[::1]:8081", "127.0.0.1:8080", -1},
     {"JWT_SECRET", "--jwt-secret", SECRET_MARK "-jwt-a", SECRET_MARK "-jwt-b", NULL, -1},
     {"SERVICE_KEY", "--service-key", SECRET_MARK "-svc-a", SECRET_MARK "-svc-b", NULL, -1},
-    {"LIVEKIT_API_KEY", "--livekit-api-key", "lk-key-a", "lk-key-b", NULL, -1},
-    {"LIVEKIT_API_SECRET", "--livekit-api-secret", SECRET_MARK "-lk-a", SECRET_MARK "-lk-b", NULL,
-     -1},
-    {"LIVEKIT_URL", "--livekit-url", "wss://lk.example.com", "http://127.0.0.1:7880", NULL, -1},
+    [R_LK_KEY] = {"LIVEKIT_API_KEY", "--livekit-api-key", "lk-key-a", "lk-key-b", NULL,
+                  R_LK_SECRET},
+    [R_LK_SECRET] = {"LIVEKIT_API_SECRET", "--livekit-api-secret", SECRET_MARK "-lk-a",
+                     SECRET_MARK "-lk-b", NULL, R_LK_KEY},
+    {"LIVEKIT_URL", "--livekit-url", "wss://lk.example.com", "http://127.0.0.1:7880", NULL,
+     R_LK_KEY},
     {"AI_SUMMARY_URL", "--ai-summary-url", "https://ai.example.com/v1/chat?x=1",
      "http://[::1]:9999/sum", NULL, -1},
     {"AI_API_KEY", "--ai-api-key", SECRET_MARK "-ai-a", SECRET_MARK "-ai-b", NULL, -1},
@@ -466,13 +469,17 @@ Test(config, every_flag_wins_over_env)
 }
 
 /* Load row i with value v from env (mode 0), "--flag v" (1) or "--flag=v"
- * (2), plus its partner's A value from the environment. */
+ * (2), plus its partners' A values from the environment. */
 static char *dump_one(size_t i, const char *v, int mode)
 {
     struct built b;
     built_init(&b);
-    if (rows[i].partner >= 0) {
-        add_env(&b, &rows[rows[i].partner], rows[rows[i].partner].a);
+    int p = rows[i].partner;
+    if (p >= 0) {
+        add_env(&b, &rows[p], rows[p].a);
+        if (rows[p].partner >= 0 && (size_t)rows[p].partner != i) {
+            add_env(&b, &rows[rows[p].partner], rows[rows[p].partner].a);
+        }
     }
     if (mode == 0) {
         add_env(&b, &rows[i], v);
@@ -556,7 +563,10 @@ Test(config, value_shapes_accepted)
     cr_assert_eq(load(ENV("LISTEN=localhost:80"), NO_ARGS), 0, "%s", err.msg);
     cr_assert_str_eq(cfg.listen_host, "localhost");
     cr_assert_eq(load(ENV("DATABASE_URL=postgres://localhost"), NO_ARGS), 0, "%s", err.msg);
-    cr_assert_eq(load(ENV("LIVEKIT_URL=WSS://LK.example.com:443/path"), NO_ARGS), 0, "%s", err.msg);
+    cr_assert_eq(load(ENV("LIVEKIT_URL=WSS://LK.example.com:443/path", "LIVEKIT_API_KEY=k",
+                          "LIVEKIT_API_SECRET=s"),
+                      NO_ARGS),
+                 0, "%s", err.msg);
     cr_assert_eq(load(ENV("ALLOWED_ORIGINS=http://[::1]:3000,app://x"), NO_ARGS), 0, "%s", err.msg);
     cr_assert_eq(cfg.n_allowed_origins, 2);
     cr_assert_eq(load(ENV("LOG_LEVEL=Warn"), NO_ARGS), 0, "%s", err.msg);
@@ -920,4 +930,18 @@ Test(config, fini_is_idempotent_and_null_safe)
     gw_config_fini(&cfg);
     gw_config_fini(NULL);
     built_free(&b);
+}
+
+Test(config, livekit_key_and_secret_come_together)
+{
+    cr_assert_eq(load(ENV("LIVEKIT_API_KEY=k"), NO_ARGS), -EINVAL);
+    cr_expect(strstr(err.msg, "LIVEKIT_API_KEY: requires LIVEKIT_API_SECRET") != NULL, "%s",
+              err.msg);
+    cr_assert_eq(load(ENV("LIVEKIT_API_SECRET=s"), NO_ARGS), -EINVAL);
+    cr_expect(strstr(err.msg, "requires LIVEKIT_API_KEY") != NULL, "%s", err.msg);
+    cr_assert_eq(load(ENV("LIVEKIT_URL=wss://lk.example.com"), NO_ARGS), -EINVAL);
+    cr_expect(strstr(err.msg, "LIVEKIT_URL: requires") != NULL, "%s", err.msg);
+    cr_assert_eq(load(ENV("LIVEKIT_API_KEY=k", "LIVEKIT_API_SECRET=s", "LIVEKIT_URL=ws://h:7880"),
+                      NO_ARGS),
+                 0, "%s", err.msg);
 }
