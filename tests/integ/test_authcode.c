@@ -521,3 +521,32 @@ Test(authcode, two_concurrent_redeems_one_wins, .timeout = 60)
     free(n);
     stop();
 }
+
+Test(authcode, ten_concurrent_redeems_of_one_code_one_201, .timeout = 60)
+{
+    start();
+    start_second();
+    enum { N = 10 };
+    char code[128], json[256];
+    issue("sk-ten", "Ten", code, sizeof(code));
+    snprintf(json, sizeof(json), "{\"code\":\"%s\"}", code);
+    long st[N];
+    struct http_body bodies[N];
+    post_many(N, "/api/auth/redeem", NULL, json, st, bodies);
+    int created = 0, used = 0;
+    for (int i = 0; i < N; i++) {
+        char got[64] = "";
+        if (st[i] == 201) {
+            created++;
+        } else {
+            error_code(bodies[i].buf, got, sizeof(got));
+            used += st[i] == 401 && strcmp(got, "code_used") == 0;
+        }
+    }
+    cr_expect_eq(created, 1, "exactly one 201 of %d", N);
+    cr_expect_eq(used, N - 1, "the others are 401 code_used");
+    char *n = query("SELECT count(*) FROM \"UserSession\" WHERE \"skoolUserId\" = 'sk-ten'");
+    cr_expect_str_eq(n, "1", "one session");
+    free(n);
+    stop();
+}
