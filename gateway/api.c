@@ -78,7 +78,8 @@ static void auth_done(struct store_req *req)
             gw_http_error(h, 401, "unauthorized", "invalid token");
         } else {
             const char *code = NULL;
-            gw_http_error(h, gw_api_status(req->rc, &code), code, "cannot check the token now");
+            unsigned int status = gw_api_status(req->rc, &code);
+            gw_http_error(h, status, code, "cannot check the token now");
         }
     }
     store_req_free(req);
@@ -135,7 +136,8 @@ static void session_get_done(struct store_req *req)
         if (req->rc == 0) {
             gw_http_respond_json(h, 200, session_body(&req->u.session_get));
         } else {
-            gw_http_error(h, gw_api_status(req->rc, &code), code, store_strerror(req->rc));
+            unsigned int status = gw_api_status(req->rc, &code);
+            gw_http_error(h, status, code, store_strerror(req->rc));
         }
     }
     store_req_free(req);
@@ -159,7 +161,8 @@ static void rating_done(struct store_req *req)
                           r->tip > 0 ? json_integer(r->tip) : json_null(), "comment",
                           opt_string(r->comment), "createdAt", gw_msg_time(r->created_unix_ms)));
         } else {
-            gw_http_error(h, gw_api_status(req->rc, &code), code,
+            unsigned int status = gw_api_status(req->rc, &code);
+            gw_http_error(h, status, code,
                           req->rc == STORE_E_CONFLICT ? "already rated"
                           : req->rc == STORE_E_STATE  ? "the session has not ended"
                                                       : store_strerror(req->rc));

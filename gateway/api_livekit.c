@@ -100,7 +100,8 @@ static void room_done(struct store_req *req)
             gw_http_error(h, 404, "not_found", "no such room");
         } else if (req->rc != 0) {
             const char *code = NULL;
-            gw_http_error(h, gw_api_status(req->rc, &code), code, "cannot load the room now");
+            unsigned int status = gw_api_status(req->rc, &code);
+            gw_http_error(h, status, code, "cannot load the room now");
         } else if (role == NULL) {
             gw_http_error(h, 403, "forbidden", "not a member of this room");
         } else if (strcmp(r->status, "cancelled") == 0 || strcmp(r->status, "completed") == 0) {

@@ -59,6 +59,7 @@ struct gw_server {
     bool ai_claiming;
     int ai_running;
     struct ai_client *lk;    /* owned: DeleteRoom calls; NULL without LIVEKIT_URL (lkjobs.c) */
+    struct store_listen *listen; /* owned: other nodes' commits (catchup.c) */
     int64_t lk_next_poll_ms; /* monotonic; 0: no poll scheduled */
     bool lk_claiming;
     int lk_running;
@@ -165,6 +166,8 @@ struct gw_room {
     struct gw_join *pending;      /* joins waiting for the load */
     struct gw_deferred *deferred; /* their connections' next commands, in order */
     bool media[2];                /* coach, client: has a LiveKit participant (webhooks) */
+    bool catching_up;             /* a catch-up read is in flight (catchup.c) */
+    bool catch_again;             /* and another one is wanted after it */
     size_t n_deferred;
 };
 
@@ -270,6 +273,13 @@ void gw_life_stop(struct gw_room *g);
  * in memory, so their clocks run without anyone joining (start-up, then
  * periodically). */
 void gw_rooms_sweep(struct gw_server *srv);
+
+/* catchup.c: a store_note_fn: another node (or this one) committed up to
+ * note->seq in a room; NULL: notes may have been lost, catch every room up. */
+void gw_rooms_note(void *arg, const struct store_note *note);
+/* catchup.c: read g's messages after its lastSeq from the database and
+ * deliver them in seq order (messages committed by other nodes). */
+void gw_room_catch_up(struct gw_room *g);
 
 /* wsroom.c: cancel every room's timers and arm no more (before the lws
  * context is destroyed: the timers live in it). */

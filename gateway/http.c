@@ -240,6 +240,9 @@ int gw_http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *us
         if (srv != NULL && srv->lk != NULL) {
             ai_run_done(srv->lk);
         }
+        if (srv != NULL && srv->listen != NULL) {
+            store_listen_drain(srv->listen, gw_rooms_note, srv);
+        }
         return 0;
     default:
         return lws_callback_http_dummy(wsi, reason, user, in, len);

@@ -59,6 +59,24 @@ void gw_life_stop(struct gw_room *g)
 
 /* ---- warnings ------------------------------------------------------------------------------ */
 
+/* `timer` to the room's members (and, held, to those joining). */
+static void send_warning(struct gw_server *srv, struct gw_room *g, int remaining_sec,
+                         int64_t ends_unix_ms)
+{
+    if (g->core == NULL) {
+        return;
+    }
+    struct room_fx all = {.room = g->core, .to = {.kind = ROOM_TO_MEMBERS}};
+    json_t *o = json_pack("{s:s, s:s, s:s, s:i, s:o}", "type", "timer", "room", g->room_id, "kind",
+                          "warning", "remainingSec", remaining_sec, "endsAt",
+                          gw_msg_time(ends_unix_ms));
+    gw__send_fx_json(srv, &all, o, true);
+    gw_log(GW_LOG_INFO, "room.warning", "room=%s remaining_sec=%d", g->room_id, remaining_sec);
+}
+
+/* The warning is recorded first, then sent: a crash in between may lose
+ * it, never repeat it. Not recorded (the database is down): sent all the
+ * same, since a late warning helps nobody; a restart may then repeat it. */
 static void warning_done(struct store_req *req)
 {
     struct gw_wctx *w = req->arg;
@@ -66,6 +84,7 @@ static void warning_done(struct store_req *req)
         gw_log(GW_LOG_WARN, "room.warning_not_recorded", "room=%s rc=%d", w->room->room_id,
                req->rc);
     }
+    send_warning(w->srv, w->room, w->remaining_sec, w->ends_unix_ms);
     store_req_free(req);
     free(w);
 }
@@ -73,18 +92,20 @@ static void warning_done(struct store_req *req)
 void gw_life_warning(struct gw_server *srv, struct gw_room *g, const struct room_fx *fx)
 {
     struct gw_join none = {0};
+    struct gw_wctx *w = gw__wctx_new(srv, g, &none);
     struct store_req *req = store_req_new(STORE_OP_WARNING, warning_done, NULL);
     if (req != NULL) {
         snprintf(req->u.warning.appointment_id, sizeof(req->u.warning.appointment_id), "%s",
                  g->info.appointment_id);
         req->u.warning.warnings_sent = (int)fx->warnings_sent;
     }
-    gw__submit(NULL, req, gw__wctx_new(srv, g, &none));
-    json_t *o = json_pack("{s:s, s:s, s:s, s:i, s:o}", "type", "timer", "room", g->room_id, "kind",
-                          "warning", "remainingSec", fx->remaining_sec, "endsAt",
-                          gw_msg_time(fx->ends_unix_ms));
-    gw__send_fx_json(srv, fx, o, true);
-    gw_log(GW_LOG_INFO, "room.warning", "room=%s remaining_sec=%d", g->room_id, fx->remaining_sec);
+    if (w != NULL) {
+        w->remaining_sec = fx->remaining_sec;
+        w->ends_unix_ms = fx->ends_unix_ms;
+    }
+    if (gw__submit(NULL, req, w) != 0) {
+        send_warning(srv, g, fx->remaining_sec, fx->ends_unix_ms);
+    }
 }
 
 /* ---- ending ------------------------------------------------------------------------------------

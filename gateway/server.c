@@ -225,6 +225,18 @@ int gw_server_new(const struct gw_config *cfg, struct gw_server **out, struct gw
         if (rc == 0) {
             rc = gw_lk_open(srv, err);
         }
+        if (rc == 0) {
+            struct store_listen_cfg lcfg = {
+                .conninfo = cfg->database_url,
+                .wake = store_wake,
+                .wake_arg = srv->ctx,
+                .log = store_log,
+            };
+            rc = store_listen_open(&lcfg, &srv->listen, &serr);
+            if (rc != 0) {
+                gw_err_set(err, rc, "%s", serr.msg);
+            }
+        }
     }
     if (rc != 0) {
         gw_server_free(srv);
@@ -285,6 +297,7 @@ void gw_server_free(struct gw_server *srv)
      * The AI client first: its last completions still record through the store. */
     gw_ai_close(srv);
     gw_lk_close(srv);
+    store_listen_close(srv->listen);
     store_close(srv->store);
     if (srv->rooms != NULL) {
         gw_rooms_free(srv);

@@ -49,7 +49,7 @@ static void deliver_committed(struct gw_wctx *w, struct store_chat *ch)
     room_fx_reset(&fx);
     int rc = room_on_chat_committed(w->room->core, (uint64_t)ch->seq, w->join.conn_id, gw_unix_ms(),
                                     &fx);
-    if (rc != 0 && rc != ROOM_E_SEQ_OLD) {
+    if (rc != 0 && rc != ROOM_E_SEQ_OLD && rc != ROOM_E_SEQ_GAP) {
         gw_log(GW_LOG_ERROR, "room.seq_out_of_order", "room=%s seq=%lld last=%llu rc=%d",
                w->room->room_id, (long long)ch->seq,
                (unsigned long long)room_last_seq(w->room->core), rc);
@@ -69,8 +69,11 @@ static void deliver_committed(struct gw_wctx *w, struct store_chat *ch)
             }
         }
     }
+    if (rc == ROOM_E_SEQ_GAP) {
+        gw_room_catch_up(w->room); /* another node's messages first; this one comes with them */
+    }
     if (rc == ROOM_E_SEQ_OLD || rc == ROOM_E_SEQ_GAP) {
-        /* stored all the same: the sender gets its ack (members recover with since) */
+        /* stored all the same: the sender gets its ack now */
         struct gw_conn *c = gw_conn_find(srv, w->join.conn_id);
         if (c != NULL) {
             gw__reply(c, ack_json(ch), gw__id_of(&w->join));

@@ -360,12 +360,21 @@ static json_t *session_json(const struct gw_room *g, enum room_role role)
 static void send_joined(struct gw_conn *c, struct gw_room *g, const struct store_history *h,
                         const struct gw_join *j)
 {
+    /* Messages another node committed that this room has not delivered
+     * yet are left out: its catch-up delivers them to this connection too. */
+    size_t n = h->n_msgs;
+    while (n > 0 && (uint64_t)h->msgs[n - 1].seq > room_last_seq(g->core)) {
+        n--;
+    }
+    if (n < h->n_msgs) {
+        gw_room_catch_up(g);
+    }
     json_t *o =
         json_pack("{s:s, s:s, s:o, s:o, s:o, s:I, s:o, s:b}", "type", "joined", "room", g->room_id,
                   "appointment", appointment_json(g), "session",
                   session_json(g, room_conn_role(g->core, &c->rc)), "members",
                   gw_msg_members(g->core), "lastSeq", (json_int_t)room_last_seq(g->core), "history",
-                  gw_msg_message_list(h->msgs, h->n_msgs), "truncated", h->has_more);
+                  gw_msg_message_list(h->msgs, n), "truncated", h->has_more);
     gw__reply(c, o, gw__id_of(j));
     /* Who has video right now (LiveKit webhooks): as the `media` events
      * the other members got. */

@@ -16,6 +16,8 @@ struct gw_wctx {
     struct gw_room *room; /* borrowed: rooms live until shutdown */
     struct gw_join join;  /* conn id, request id, since, room id */
     char client_msg_id[GW_ID_MAX + 1];
+    int remaining_sec;    /* a timer warning's, sent once it is recorded (life.c) */
+    int64_t ends_unix_ms; /* likewise */
 };
 
 /* c's slot for room g (or for the room whose core is given), or NULL. */

@@ -192,7 +192,9 @@ static const char chat_dedupe_sql[] = "SELECT k.i, cm.seq, cm.message_id, " OPS_
  * $4 sender, $5 content, $6 appointment, $7 clientMsgId (text[]), $8 seq
  * (int8[]); $9 createdAt (ms). Inserts the "Message" rows and their
  * coach_message rows and moves each room's last_seq (= ANY: an index scan
- * of coach_room whatever its size). */
+ * of coach_room whatever its size), and tells every node listening on
+ * STORE_NOTIFY_CHANNEL "<roomId> <last seq>" for each room when the
+ * transaction commits (store.h: store_listen). */
 static const char chat_insert_sql[] =
     "WITH b AS ("
     " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],"
@@ -206,9 +208,13 @@ static const char chat_insert_sql[] =
               " c AS ("
               " INSERT INTO coach_message (message_id, appointment_id, seq, user_id, client_msg_id)"
               " SELECT id, aid, seq, uid, cmid FROM b)"
+              ", u AS ("
               " UPDATE coach_room r SET last_seq = v.last"
               " FROM (SELECT aid, max(seq) AS last FROM b GROUP BY aid) v"
-              " WHERE r.appointment_id = v.aid AND r.appointment_id = ANY($6::text[])";
+              " WHERE r.appointment_id = v.aid AND r.appointment_id = ANY($6::text[])"
+              " RETURNING r.appointment_id, r.last_seq)"
+              " SELECT pg_notify('" STORE_NOTIFY_CHANNEL "', a.\"roomId\" || ' ' || u.last_seq)"
+              " FROM u JOIN \"Appointment\" a ON a.id = u.appointment_id";
 
 /* ---- session lifecycle (ops_life.c) and AI jobs (ops_ai.c) -------------------------------- */
 

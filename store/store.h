@@ -533,6 +533,42 @@ struct store_lk_close_result {
     char error[256];                       /* in: never secrets */
 };
 
+/* ---- cross-node notifications (listen.c) -------------------------------------- */
+
+/* Every committed chat batch notifies "<roomId> <last seq>" per room on
+ * this channel (pg_notify, delivered at commit to every listening node). */
+#define STORE_NOTIFY_CHANNEL "coach_room"
+
+/* A room's newest committed seq, as some node announced it. */
+struct store_note {
+    char room_id[STORE_ROOM_MAX + 1];
+    int64_t seq;
+};
+
+/* Loop thread, from store_listen_drain: note is one announcement, or NULL
+ * when notes may have been missed (the listener connected or reconnected,
+ * or its queue overflowed): then every room must be caught up. */
+typedef void (*store_note_fn)(void *arg, const struct store_note *note);
+
+struct store_listen_cfg {
+    const char *conninfo;    /* copied (wiped on close); never logged */
+    void (*wake)(void *arg); /* called from the listener thread when notes wait */
+    void *wake_arg;
+    store_log_fn log; /* optional */
+    void *log_arg;
+};
+
+struct store_listen;
+
+/* Start the listener thread (its own connection, LISTEN, reconnect with
+ * backoff). 0, -EINVAL, -ENOMEM or a negative errno with err filled. */
+int store_listen_open(const struct store_listen_cfg *cfg, struct store_listen **out,
+                      struct store_err *err);
+/* Hand the queued notes (in arrival order) to fn. Loop thread. */
+void store_listen_drain(struct store_listen *l, store_note_fn fn, void *arg);
+/* Stop the thread (waits up to the connect timeout) and free. NULL-safe. */
+void store_listen_close(struct store_listen *l);
+
 struct store_req {
     enum store_op op;
     store_done_fn done;  /* loop thread */

@@ -49,6 +49,8 @@ void store__op_auth_code_issue(PGconn *c, struct store_req *req);
 void store__op_auth_code_redeem(PGconn *c, struct store_req *req);
 void store__op_maintenance(PGconn *c, struct store_req *req);
 void store__op_lk_event(PGconn *c, struct store_req *req);
+/* listen.c: "<roomId> <seq>" -> note; 0 or -1 (malformed). */
+int store__note_parse(const char *payload, struct store_note *note);
 void store__op_lk_close_claim(PGconn *c, struct store_req *req);
 void store__op_lk_close_result(PGconn *c, struct store_req *req);
 
