@@ -212,3 +212,160 @@ Test(multinode, a_late_joiner_on_the_other_node_gets_each_message_once)
     wsc_close(coach, 1000);
     wsc_close(client, 1000);
 }
+
+/* ---- rolling restart --------------------------------------------------------------------- */
+
+/* A member that reconnects to whichever node is up and recovers with since. */
+struct member {
+    const char *user;
+    struct wsc *c;
+    long long last_seq; /* highest seq seen, in order */
+    int gaps, dups;
+    int reconnects;
+};
+
+static struct gwproc *up_node(void)
+{
+    return node_a.pid > 0 ? &node_a : &node_b;
+}
+
+/* A message (from history or live) seen by m. */
+static void member_saw(struct member *m, long long seq)
+{
+    if (seq <= m->last_seq) {
+        m->dups++;
+    } else if (seq != m->last_seq + 1) {
+        m->gaps++;
+        m->last_seq = seq;
+    } else {
+        m->last_seq = seq;
+    }
+}
+
+static void member_connect(struct member *m)
+{
+    for (int attempt = 0; attempt < 50 && m->c == NULL; attempt++) {
+        m->c = login(up_node()->port, m->user);
+        wsc_send_json(m->c, "{\"type\":\"join\",\"room\":\"room-1\",\"since\":%lld}", m->last_seq);
+        json_t *j = wsc_expect(m->c, "joined", WAIT);
+        if (j == NULL) { /* that node is going down: try again */
+            wsc_free(m->c);
+            m->c = NULL;
+            struct timespec ts = {0, 100 * 1000 * 1000};
+            nanosleep(&ts, NULL);
+            continue;
+        }
+        size_t i;
+        json_t *msg;
+        json_array_foreach(json_object_get(j, "history"), i, msg)
+        {
+            member_saw(m, json_integer_value(json_object_get(msg, "seq")));
+        }
+        json_decref(j);
+        m->reconnects++;
+    }
+    cr_assert_not_null(m->c, "%s reconnects", m->user);
+}
+
+/* Read m's frames for up to timeout_ms; returns 1 when the ack of cmid came
+ * (cmid NULL: never), -1 when the connection closed (m->c is then NULL). */
+static int member_pump(struct member *m, const char *cmid, int timeout_ms)
+{
+    for (;;) {
+        char *f = wsc_recv(m->c, timeout_ms, NULL);
+        if (f == NULL) {
+            if (wsc_close_code(m->c) != 0) {
+                wsc_free(m->c);
+                m->c = NULL;
+                return -1;
+            }
+            return 0;
+        }
+        json_t *o = json_loads(f, 0, NULL);
+        free(f);
+        const char *type = json_string_value(json_object_get(o, "type"));
+        int done = 0;
+        if (type != NULL && strcmp(type, "message") == 0) {
+            member_saw(m, json_integer_value(json_object_get(o, "seq")));
+        } else if (type != NULL && strcmp(type, "ack") == 0 && cmid != NULL) {
+            done = strcmp(json_string_value(json_object_get(o, "clientMsgId")), cmid) == 0;
+        } else if (type != NULL && strcmp(type, "error") == 0) {
+            cr_expect_fail("%s got error %s", m->user,
+                           json_string_value(json_object_get(o, "code")));
+        }
+        json_decref(o);
+        if (done) {
+            return 1;
+        }
+    }
+}
+
+static void restart(struct gwproc *gp)
+{
+    cr_expect_eq(gwproc_stop(gp, SIGTERM), 0, "the node drains and exits 0");
+    unlink(gp->log_path);
+    gp->pid = 0;
+}
+
+Test(multinode, rolling_restart_during_a_chat_stream_loses_and_duplicates_nothing)
+{
+    enum { N = 45 };
+    struct member coach = {.user = COACH}, client = {.user = CLIENT};
+    coach.c = login(node_a.port, COACH);
+    json_decref(join(coach.c));
+    client.c = login(node_b.port, CLIENT);
+    json_decref(join(client.c));
+    for (int i = 0; i < N; i++) {
+        if (i == N / 3) {
+            restart(&node_b); /* the client's node: it reconnects to A */
+            start_node(&node_b);
+        } else if (i == 2 * N / 3) {
+            restart(&node_a); /* the coach's node: it reconnects to B */
+        }
+        char cmid[32];
+        snprintf(cmid, sizeof cmid, "m-%d", i);
+        int acked = 0;
+        for (int tries = 0; !acked && tries < 20; tries++) {
+            if (coach.c == NULL) {
+                member_connect(&coach);
+            }
+            /* Sent again after a reconnect with the same clientMsgId: stored once. */
+            wsc_send_json(coach.c,
+                          "{\"type\":\"chat\",\"room\":\"room-1\",\"clientMsgId\":\"%s\","
+                          "\"text\":\"message %d\"}",
+                          cmid, i);
+            acked = member_pump(&coach, cmid, WAIT) == 1;
+        }
+        cr_assert(acked, "message %d acked", i);
+        if (client.c == NULL) {
+            member_connect(&client);
+        }
+        if (member_pump(&client, NULL, 0) < 0) {
+            member_connect(&client);
+        }
+        struct timespec ts = {0, 120 * 1000 * 1000}; /* under the chat rate limit */
+        nanosleep(&ts, NULL);
+    }
+    for (int i = 0; i < 50 && (client.last_seq < N || coach.last_seq < N); i++) {
+        if (client.c == NULL) {
+            member_connect(&client);
+        }
+        member_pump(&client, NULL, 100);
+        if (coach.c != NULL) {
+            member_pump(&coach, NULL, 0);
+        }
+    }
+    cr_expect_eq(client.last_seq, N, "the client saw every message");
+    cr_expect_eq(coach.last_seq, N, "the coach saw every message");
+    cr_expect_eq(client.gaps + client.dups + coach.gaps + coach.dups, 0,
+                 "gaps %d/%d, duplicates %d/%d (client/coach)", client.gaps, coach.gaps,
+                 client.dups, coach.dups);
+    cr_expect_geq(client.reconnects, 1, "the client moved node");
+    cr_expect_geq(coach.reconnects, 1, "the coach moved node");
+    char *rows = pgtest_query_value(conninfo, "SELECT count(*) || '|' || count(DISTINCT"
+                                              " client_msg_id) FROM coach_message");
+    cr_expect_str_eq(rows, "45|45", "each message stored once");
+    free(rows);
+    wsc_close(coach.c, 1000);
+    wsc_close(client.c, 1000);
+}
