@@ -63,7 +63,10 @@ struct gw_server {
     int64_t lk_next_poll_ms; /* monotonic; 0: no poll scheduled */
     bool lk_claiming;
     int lk_running;
-    uint64_t lk_hooks[6];    /* webhooks by result, see gw_lk_result_index() (metrics) */
+    uint64_t lk_hooks[6];    /* webhooks by result (webhook.c), for /metrics */
+    struct store_job_stats job_stats; /* durable jobs by state, refreshed by the tick */
+    bool job_stats_known, job_stats_pending;
+    int64_t next_job_stats_ms; /* monotonic */
     int port;
 };
 

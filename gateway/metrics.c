@@ -150,6 +150,19 @@ char *gw_metrics_render(const struct gw_server *srv, size_t *len)
             "coach_maintenance_deleted_total{kind=\"livekit_events\"} %llu\n",
         (unsigned long long)st->maint_deleted[0], (unsigned long long)st->maint_deleted[1],
         (unsigned long long)st->maint_deleted[2]);
+    if (srv->job_stats_known) {
+        put(&b, "# HELP coach_jobs Durable jobs by queue and state (counted every 5 s).\n"
+                "# TYPE coach_jobs gauge\n");
+        for (size_t k = 0; k < STORE_JOB_STATES; k++) {
+            put(&b, "coach_jobs{queue=\"ai\",state=\"%s\"} %lld\n", store_job_states[k],
+                (long long)srv->job_stats.ai[k]);
+        }
+        for (size_t k = 0; k < STORE_JOB_STATES - 1; k++) { /* close jobs are never skipped */
+            put(&b, "coach_jobs{queue=\"livekit_close\",state=\"%s\"} %lld\n",
+                store_job_states[k], (long long)srv->job_stats.livekit[k]);
+        }
+    }
+    gauge(&b, "coach_ai_running", "AI summary requests in flight.", (uint64_t)srv->ai_running);
     gauge(&b, "coach_livekit_close_running", "LiveKit DeleteRoom calls in flight.",
           (uint64_t)srv->lk_running);
     persist_histogram(&b, st);

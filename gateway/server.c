@@ -121,6 +121,34 @@ static void close_for_drain(void *value, void *arg)
     gw_conn_close(value, 1001, "server shutting down");
 }
 
+/* Durable jobs by state for /metrics: one count every JOB_STATS_MS. */
+#define JOB_STATS_MS 5000
+
+static void job_stats_done(struct store_req *req)
+{
+    struct gw_server *srv = req->arg;
+    srv->job_stats_pending = false;
+    if (req->rc == 0) {
+        srv->job_stats = req->u.job_stats;
+        srv->job_stats_known = true;
+    }
+    store_req_free(req);
+}
+
+static void job_stats_tick(struct gw_server *srv)
+{
+    if (srv->draining || srv->job_stats_pending || gw_now_ms() < srv->next_job_stats_ms) {
+        return;
+    }
+    srv->next_job_stats_ms = gw_now_ms() + JOB_STATS_MS;
+    struct store_req *req = store_req_new(STORE_OP_JOB_STATS, job_stats_done, srv);
+    if (req != NULL && store_submit(srv->store, req, gw_now_ms()) == 0) {
+        srv->job_stats_pending = true;
+    } else {
+        store_req_free(req);
+    }
+}
+
 static void tick(lws_sorted_usec_list_t *sul)
 {
     struct gw_server *srv = lws_container_of(sul, struct gw_server, tick);
@@ -133,6 +161,7 @@ static void tick(lws_sorted_usec_list_t *sul)
     gw_ai_poll(srv);
     gw_lk_poll(srv);
     gw_maint_tick(srv);
+    job_stats_tick(srv);
     if (!srv->draining && gw_now_ms() >= srv->next_sweep_ms) {
         srv->next_sweep_ms = gw_now_ms() + 60000;
         gw_rooms_sweep(srv);

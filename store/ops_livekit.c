@@ -13,6 +13,8 @@
  *  - store__op_lk_close_claim / store__op_lk_close_result: the durable
  *    room-close jobs (coach_livekit_close), claimed with FOR UPDATE SKIP
  *    LOCKED and a lease exactly like the AI jobs.
+ *  - store__op_job_stats: how many AI and room-close jobs are in each
+ *    state, for /metrics.
  *
  * Every statement is parameterized.
  */
@@ -441,5 +443,34 @@ void store__op_lk_close_result(PGconn *c, struct store_req *req)
                        r->attempt);
         return;
     }
+    req->rc = 0;
+}
+
+/* ---- job counts ------------------------------------------------------------------------------- */
+
+const char *const store_job_states[STORE_JOB_STATES] = {"pending", "running", "retry",
+                                                         "done",    "failed",  "skipped"};
+
+static const char job_stats_sql[] =
+    "SELECT 'ai', status, count(*) FROM coach_ai_job GROUP BY status"
+    " UNION ALL SELECT 'livekit', status, count(*) FROM coach_livekit_close GROUP BY status";
+
+void store__op_job_stats(PGconn *c, struct store_req *req)
+{
+    struct store_job_stats *js = &req->u.job_stats;
+    memset(js, 0, sizeof(*js));
+    PGresult *res = run(c, req, job_stats_sql, 0, NULL, "job stats");
+    if (res == NULL) {
+        return;
+    }
+    for (int i = 0; i < PQntuples(res); i++) {
+        int64_t *row = strcmp(PQgetvalue(res, i, 0), "ai") == 0 ? js->ai : js->livekit;
+        for (int k = 0; k < STORE_JOB_STATES; k++) {
+            if (strcmp(PQgetvalue(res, i, 1), store_job_states[k]) == 0) {
+                row[k] = store__ops_i64(res, i, 2);
+            }
+        }
+    }
+    PQclear(res);
     req->rc = 0;
 }

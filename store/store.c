@@ -267,6 +267,9 @@ static void execute_one(struct store *st, struct store_req *req)
     case STORE_OP_LK_CLOSE_RESULT:
         store__op_lk_close_result(st->conn, req);
         break;
+    case STORE_OP_JOB_STATS:
+        store__op_job_stats(st->conn, req);
+        break;
     }
 }
 

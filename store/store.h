@@ -101,6 +101,7 @@ enum store_op {
     STORE_OP_LK_EVENT,        /* apply a LiveKit webhook event, once per event id */
     STORE_OP_LK_CLOSE_CLAIM,  /* take due LiveKit room-close jobs */
     STORE_OP_LK_CLOSE_RESULT, /* record a room-close attempt */
+    STORE_OP_JOB_STATS,       /* how many durable jobs are in each state (for /metrics) */
 };
 
 #define STORE_ID_MAX    64  /* user, appointment, session and message ids */
@@ -533,6 +534,17 @@ struct store_lk_close_result {
     char error[256];                       /* in: never secrets */
 };
 
+/* STORE_OP_JOB_STATS: rows of coach_ai_job and coach_livekit_close by
+ * status, in the order of store_job_states[] (a status not listed there
+ * is not counted). */
+#define STORE_JOB_STATES 6
+extern const char *const store_job_states[STORE_JOB_STATES]; /* pending running retry done
+                                                                 failed skipped */
+struct store_job_stats {
+    int64_t ai[STORE_JOB_STATES];      /* out */
+    int64_t livekit[STORE_JOB_STATES]; /* out: never 'skipped' */
+};
+
 /* ---- cross-node notifications (listen.c) -------------------------------------- */
 
 /* Every committed chat batch notifies "<roomId> <last seq>" per room on
@@ -599,6 +611,7 @@ struct store_req {
         struct store_lk_event lk_event;
         struct store_lk_close_claim lk_claim;
         struct store_lk_close_result lk_result;
+        struct store_job_stats job_stats;
     } u;
     struct store_req *next; /* queue link, owned by the store while queued */
 };

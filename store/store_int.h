@@ -53,6 +53,7 @@ void store__op_lk_event(PGconn *c, struct store_req *req);
 int store__note_parse(const char *payload, struct store_note *note);
 void store__op_lk_close_claim(PGconn *c, struct store_req *req);
 void store__op_lk_close_result(PGconn *c, struct store_req *req);
+void store__op_job_stats(PGconn *c, struct store_req *req);
 
 /* Store n (1..256) chat requests in one transaction: the group commit.
  * Each request completes on its own: one that fails (e.g. its Session row

@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdint.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -318,6 +319,20 @@ Test(ai_jobs, server_errors_are_retried_with_backoff_then_succeed, .init = setup
     }
     expect_summary_event(&r, SUMMARY, WAIT);
     expect_job("done:3", JOB_WAIT);
+    /* /metrics counts the durable jobs by state (refreshed every 5 s). */
+    static char metrics[16384];
+    bool counted = false;
+    for (int i = 0; i < 100 && !counted; i++) {
+        long status = 0;
+        cr_assert_eq(http_get(gp.port, "/metrics", &status, metrics, sizeof(metrics)), 0);
+        counted = strstr(metrics, "coach_jobs{queue=\"ai\",state=\"done\"} 1\n") != NULL;
+        if (!counted) {
+            struct timespec ts = {0, 100 * 1000 * 1000};
+            nanosleep(&ts, NULL);
+        }
+    }
+    cr_expect(counted, "the done job is counted in /metrics:\n%s", metrics);
+    cr_expect(strstr(metrics, "coach_jobs{queue=\"ai\",state=\"pending\"} 0\n") != NULL);
     /* Backoff after attempt 1 is in [500, 1000] ms, after attempt 2 in
      * [1000, 2000] ms; a little less is allowed for when the waits woke. */
     cr_expect_geq(at[1] - at[0], 450, "first retry after %lld ms", (long long)(at[1] - at[0]));
