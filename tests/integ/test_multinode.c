@@ -23,18 +23,11 @@
 #include "wsclient.h"
 
 #define SECRET "multinode-test-secret-0123456789"
-#define COACH  "ccoach0000000000000000001"
-#define CLIENT "cclient000000000000000001"
+#define COACH  PGTEST_COACH
+#define CLIENT PGTEST_CLIENT
 #define WAIT   10000
 #define BURST  20 /* the per-connection chat burst allowed */
 
-static const char seed_sql[] =
-    "INSERT INTO \"User\"(id,email,\"displayName\",role,\"updatedAt\") VALUES"
-    " ('" COACH "','coach@t','Dana Coach','coach',now()),"
-    " ('" CLIENT "','client@t','Sam Client','client',now());"
-    "INSERT INTO \"Appointment\"(id,\"scheduledFor\",\"durationMin\",\"clientId\",\"coachId\","
-    "\"roomId\",status) VALUES"
-    " ('cappt1',now() at time zone 'UTC',20,'" CLIENT "','" COACH "','room-1','scheduled');";
 
 static char dbname[64], conninfo[512];
 static struct gwproc node_a, node_b;
@@ -51,7 +44,7 @@ static void setup(void)
 {
     cr_assert(sodium_init() >= 0);
     cr_assert_eq(pgtest_db_create(1, dbname, sizeof dbname, conninfo, sizeof conninfo), 0);
-    cr_assert_eq(pgtest_exec(conninfo, seed_sql), 0);
+    cr_assert_eq(pgtest_exec(conninfo, pgtest_seed_room1), 0);
     start_node(&node_a);
     start_node(&node_b);
 }

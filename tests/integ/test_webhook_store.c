@@ -23,16 +23,9 @@
 
 #define KEY    "APIstoretest"
 #define SECRET "store-test-secret-0123456789abcdef"
-#define COACH  "ccoach0000000000000000001"
-#define CLIENT "cclient000000000000000001"
+#define COACH  PGTEST_COACH
+#define CLIENT PGTEST_CLIENT
 
-static const char seed_sql[] =
-    "INSERT INTO \"User\"(id,email,\"displayName\",role,\"updatedAt\") VALUES"
-    " ('" COACH "','coach@t','Dana Coach','coach',now()),"
-    " ('" CLIENT "','client@t','Sam Client','client',now());"
-    "INSERT INTO \"Appointment\"(id,\"scheduledFor\",\"durationMin\",\"clientId\",\"coachId\","
-    "\"roomId\",status) VALUES"
-    " ('cappt1',now() at time zone 'UTC',20,'" CLIENT "','" COACH "','room-1','scheduled');";
 
 static const char body_fmt[] =
     "{\"event\":\"participant_joined\",\"room\":{\"sid\":\"RM_1\",\"name\":\"room-1\","
@@ -115,13 +108,6 @@ static long long count(const char *db, const char *sql)
     return n;
 }
 
-static void make_db(const char *admin, char *conninfo, size_t cap)
-{
-    cr_assert_eq(pgtest_exec(admin, "CREATE DATABASE coach"), 0);
-    const char *p = strstr(admin, "dbname=");
-    cr_assert_not_null(p);
-    snprintf(conninfo, cap, "%.*sdbname=coach%s", (int)(p - admin), admin, p + strcspn(p, " "));
-}
 
 Test(webhook_store, outage_is_503_then_the_retry_applies_once, .timeout = 120)
 {
@@ -129,13 +115,13 @@ Test(webhook_store, outage_is_503_then_the_retry_applies_once, .timeout = 120)
     struct pgserver pg = {0};
     cr_assert_eq(pgserver_start(&pg), 0);
     char db[512], env_db[600];
-    make_db(pg.conninfo, db, sizeof db);
+    cr_assert_eq(pgtest_db_on(pg.conninfo, "coach", db, sizeof db), 0);
     snprintf(env_db, sizeof env_db, "DATABASE_URL=%s", db);
     const char *env[] = {env_db, "LIVEKIT_API_KEY=" KEY, "LIVEKIT_API_SECRET=" SECRET,
                          "STORE_TIMEOUT_MS=1000", NULL};
     struct gwproc gp = {0};
     cr_assert_eq(gwproc_start(&gp, env, NULL), 0);
-    cr_assert_eq(pgtest_exec(db, seed_sql), 0);
+    cr_assert_eq(pgtest_exec(db, pgtest_seed_room1), 0);
 
     char body[1024];
     make_body(body, sizeof body, "PA_outage", "EV_outage");
@@ -170,7 +156,7 @@ Test(webhook_store, concurrent_redeliveries_apply_once, .timeout = 120)
     cr_assert(sodium_init() >= 0);
     char dbname[64], db[512], env_db[600];
     cr_assert_eq(pgtest_db_create(1, dbname, sizeof dbname, db, sizeof db), 0);
-    cr_assert_eq(pgtest_exec(db, seed_sql), 0);
+    cr_assert_eq(pgtest_exec(db, pgtest_seed_room1), 0);
     snprintf(env_db, sizeof env_db, "DATABASE_URL=%s", db);
     const char *env[] = {env_db, "LIVEKIT_API_KEY=" KEY, "LIVEKIT_API_SECRET=" SECRET, NULL};
     struct gwproc gp = {0};

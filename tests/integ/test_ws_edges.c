@@ -76,13 +76,6 @@ static json_t *send_chat(struct wsc *c, const char *cmid, const char *want_type)
     return o;
 }
 
-static void make_db(const char *admin, char *conninfo, size_t cap)
-{
-    cr_assert_eq(pgtest_exec(admin, "CREATE DATABASE coach"), 0);
-    const char *p = strstr(admin, "dbname=");
-    cr_assert_not_null(p);
-    snprintf(conninfo, cap, "%.*sdbname=coach%s", (int)(p - admin), admin, p + strcspn(p, " "));
-}
 
 Test(edges, chat_is_unavailable_while_postgres_is_down_then_works, .timeout = 120)
 {
@@ -90,7 +83,7 @@ Test(edges, chat_is_unavailable_while_postgres_is_down_then_works, .timeout = 12
     struct pgserver pg = {0};
     cr_assert_eq(pgserver_start(&pg), 0);
     char db[512], env_db[600];
-    make_db(pg.conninfo, db, sizeof(db));
+    cr_assert_eq(pgtest_db_on(pg.conninfo, "coach", db, sizeof(db)), 0);
     snprintf(env_db, sizeof(env_db), "DATABASE_URL=%s", db);
     const char *env[] = {env_db, "JWT_SECRET=" SECRET, "STORE_TIMEOUT_MS=1000", NULL};
     struct gwproc gp = {0};

@@ -106,9 +106,9 @@ static int append_option(char *out, size_t cap, size_t *len, const char *key, co
     return 0;
 }
 
-int pgtest_conninfo_for(const char *dbname, char *out, size_t cap)
+/* A conninfo for dbname on the server of admin into out. 0 or -1. */
+static int conninfo_on(const char *admin, const char *dbname, char *out, size_t cap)
 {
-    const char *admin = pgtest_admin_conninfo();
     if (admin == NULL || cap == 0) {
         return -1;
     }
@@ -137,6 +137,30 @@ int pgtest_conninfo_for(const char *dbname, char *out, size_t cap)
     }
     return rc;
 }
+
+int pgtest_conninfo_for(const char *dbname, char *out, size_t cap)
+{
+    return conninfo_on(pgtest_admin_conninfo(), dbname, out, cap);
+}
+
+int pgtest_db_on(const char *admin, const char *dbname, char *out, size_t cap)
+{
+    char sql[160];
+    (void)snprintf(sql, sizeof(sql), "CREATE DATABASE \"%s\"", dbname);
+    if (strpbrk(dbname, "\"\\") != NULL || pgtest_exec(admin, sql) != 0) {
+        return -1;
+    }
+    return conninfo_on(admin, dbname, out, cap);
+}
+
+const char pgtest_seed_room1[] =
+    "INSERT INTO \"User\"(id,email,\"displayName\",role,\"updatedAt\") VALUES"
+    " ('" PGTEST_COACH "','coach@t','Dana Coach','coach',now()),"
+    " ('" PGTEST_CLIENT "','client@t','Sam Client','client',now());"
+    "INSERT INTO \"Appointment\"(id,\"scheduledFor\",\"durationMin\",\"clientId\",\"coachId\","
+    "\"roomId\",status) VALUES"
+    " ('cappt1',now() at time zone 'UTC',20,'" PGTEST_CLIENT "','" PGTEST_COACH
+    "','room-1','scheduled');";
 
 static void quiet_notice(void *arg, const char *message)
 {

@@ -38,6 +38,17 @@ const char *pgtest_admin_conninfo(void);
  * conninfo or out is too small. */
 int pgtest_conninfo_for(const char *dbname, char *out, size_t cap);
 
+/* Create database dbname on the server of the conninfo admin (a private
+ * server of a test's own, say) and write a conninfo for it into out. 0 or
+ * -1. */
+int pgtest_db_on(const char *admin, const char *dbname, char *out, size_t cap);
+
+/* The coach, the client and the appointment (id cappt1, roomId room-1,
+ * starting now, 20 minutes, scheduled) most suites start from. */
+#define PGTEST_COACH  "ccoach0000000000000000001"
+#define PGTEST_CLIENT "cclient000000000000000001"
+extern const char pgtest_seed_room1[];
+
 /* Create a fresh database with a name unique across parallel processes
  * (pid, counter and random bytes): empty (migrated = 0, from template0) or
  * cloned from coach_template (migrated = 1; retried for a while when the
