@@ -132,6 +132,7 @@ function wireRoom() {
     }
   });
   $('rating-form').addEventListener('submit', onRate);
+  $('rating-form').addEventListener('change', litStars);
   $('load-earlier').addEventListener('click', () => {
     if (state.lowestSeq !== null) {
       state.conn.send({ type: 'history', room: state.room, before: state.lowestSeq, limit: 50, id: 'history' });
@@ -415,7 +416,7 @@ function sendComposer() {
   const text = area.value.trim();
   if (!text || area.disabled || state.ended) return;
   if (chatBytes(text) > CHAT_MAX_BYTES) {
-    showBanner(`This message is too long: at most ${CHAT_MAX_BYTES} characters.`);
+    showBanner('This message is too long: shorten it until the counter is within the limit.');
     return;
   }
   const id = newClientMsgId();
@@ -663,6 +664,14 @@ function showSummary(status, text) {
 function showRatingForm() {
   if (!$('rated').hidden) return;
   $('rating-form').hidden = false;
+}
+
+// Light the stars up to the one chosen.
+function litStars() {
+  const chosen = Number(new FormData($('rating-form')).get('rating')) || 0;
+  for (let i = 1; i <= 5; i++) {
+    document.querySelector(`label[for="star-${i}"]`).classList.toggle('lit', i <= chosen);
+  }
 }
 
 function onRate(ev) {
