@@ -592,6 +592,7 @@ function enterEnded({ reason, rateable, cancelled }) {
   for (const p of state.pending.values()) failPending(p, 'Not sent: the session ended');
   tickClock();
   $('after').hidden = false;
+  if (!again) $('after').scrollIntoView({ block: 'nearest' });
   $('after-h').textContent = cancelled ? 'This appointment was cancelled' : 'The session has ended';
   if (reason) $('after-reason').textContent = endReasonSentence(reason);
   if (again && rateable === null) return;

@@ -66,11 +66,13 @@ export function messageTexts(page) {
 // A TCP proxy 127.0.0.1:<port> -> 127.0.0.1:targetPort. cut() destroys
 // every connection and refuses new ones until restore(); muteDownstream()
 // keeps forwarding what the browser sends but drops what comes back (an
-// answer lost on the way).
+// answer lost on the way); blackhole() drops both ways (the connection
+// looks open but nothing gets through).
 export async function startProxy(targetPort) {
   const pairs = new Set();
   let down = false;
   let mute = false;
+  let muteUp = false;
   const server = createServer((client) => {
     if (down) {
       client.destroy();
@@ -84,7 +86,7 @@ export async function startProxy(targetPort) {
       upstream.destroy();
       pairs.delete(pair);
     };
-    client.on('data', (d) => upstream.write(d));
+    client.on('data', (d) => { if (!muteUp) upstream.write(d); });
     upstream.on('data', (d) => { if (!mute) client.write(d); });
     client.on('close', close);
     upstream.on('close', close);
@@ -99,6 +101,7 @@ export async function startProxy(targetPort) {
     cut() {
       down = true;
       mute = false;
+      muteUp = false;
       for (const p of pairs) {
         p.client.destroy();
         p.upstream.destroy();
@@ -106,7 +109,8 @@ export async function startProxy(targetPort) {
       pairs.clear();
     },
     muteDownstream() { mute = true; },
-    restore() { down = false; mute = false; },
+    blackhole() { mute = true; muteUp = true; },
+    restore() { down = false; mute = false; muteUp = false; },
     close: () => new Promise((resolve) => {
       for (const p of pairs) { p.client.destroy(); p.upstream.destroy(); }
       server.close(resolve);
