@@ -44,6 +44,8 @@ const state = {
   ended: false,
   fatal: false,
   rateId: 0,
+  retryAtMs: 0,        // when the next reconnect attempt starts
+  summaryPolls: 0,     // GET /api/sessions/{id} while the summary is pending
 };
 
 // ---- start-up -----------------------------------------------------------
@@ -157,11 +159,17 @@ function onDown({ code, retryInMs }) {
     fatal('Your sign-in has expired. Open your room link again.');
     return;
   }
-  const secs = Math.max(1, Math.round(retryInMs / 1000));
-  setConn(`Connection lost. Reconnecting in ${secs} s…`, 'reconnecting');
+  state.retryAtMs = Date.now() + retryInMs;
+  showRetry();
   for (const p of state.pending.values()) {
     if (p.state === 'sent') setPending(p, 'queued');
   }
+}
+
+// "Reconnecting in N s…", counted down by the clock tick.
+function showRetry() {
+  const secs = Math.max(0, Math.ceil((state.retryAtMs - Date.now()) / 1000));
+  setConn(secs > 0 ? `Connection lost. Reconnecting in ${secs} s…` : 'Connection lost. Reconnecting…', 'reconnecting');
 }
 
 function fatal(sentence) {
@@ -555,6 +563,7 @@ function renderTyping() {
 // ---- the clock ---------------------------------------------------------------
 
 function tickClock() {
+  if (document.body.dataset.conn === 'reconnecting') showRetry();
   const box = $('countdown');
   if (state.endsAtMs === null || state.ended) {
     box.hidden = !state.ended;
@@ -585,6 +594,7 @@ function onEnded(m) {
 function enterEnded({ reason, rateable, cancelled }) {
   const again = state.ended;
   state.ended = true;
+  document.body.dataset.ended = 'true';
   stopTyping();
   $('end-btn').hidden = true;
   $('end-dialog').open && $('end-dialog').close();
@@ -632,7 +642,10 @@ async function loadSessionDetails() {
     return; // offline: the live events still arrive after the reconnect
   }
   if (state.role === 'coach' && body.summary) {
-    if ($('summary-text').textContent === '') showSummary(body.summary.status, body.summary.text);
+    if ($('summary-text').textContent === '') {
+      showSummary(body.summary.status, body.summary.text);
+      pollSummary(body.summary.status);
+    }
   } else if (state.role === 'client') {
     if (body.rating) showRated(body.rating.rating, body.rating.tip, true);
     else if (body.session && body.session.status === 'completed') showRatingForm();
@@ -651,9 +664,11 @@ function showSummary(status, text) {
   };
   $('summary-status').textContent = sentences[status] ?? '';
   if (status === 'done' && text) $('summary-text').textContent = text;
-  if ((status === 'pending' || status === 'running') && state.summaryPolls === undefined) {
-    state.summaryPolls = 0;
-  }
+}
+
+// Ask again in 15 s (at most 20 times) while the summary is on its way, in
+// case its `summary` event is missed (a drop at the wrong moment).
+function pollSummary(status) {
   if ((status === 'pending' || status === 'running') && state.summaryPolls < 20) {
     state.summaryPolls++;
     setTimeout(() => {

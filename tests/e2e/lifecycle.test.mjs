@@ -77,6 +77,7 @@ test('the coach ends the session; the summary arrives; the client rates it', asy
   await cp.locator('#messages .msg-text', { hasText: 'I slept better' }).waitFor();
   await say(cp, 'Great progress. Keep the evening routine.');
   await kp.locator('#messages .msg-text', { hasText: 'Great progress' }).waitFor();
+  await screenshot(cp, 'coach-live');
 
   // A change of mind first: the dialog's cancel keeps the session going.
   await cp.locator('#end-btn').click();

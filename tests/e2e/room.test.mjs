@@ -130,6 +130,21 @@ test('without a link, a token can be pasted; a bad token is explained', async ()
   await stranger.context.close();
 });
 
+test('a room that is not open yet, or cancelled, says so', async () => {
+  const early = seedAppointment(db, { startOffsetSec: 3600 });
+  const r1 = await openRoom(browser, gw.base, { room: early.roomId, token: early.client.token });
+  await r1.page.locator('#banner', { hasText: 'This room is not open yet' }).waitFor();
+  assert.equal(await r1.page.locator('#composer-text').isDisabled(), true);
+  r1.assertClean();
+  await r1.context.close();
+
+  const cancelled = seedAppointment(db, { status: 'cancelled' });
+  const r2 = await openRoom(browser, gw.base, { room: cancelled.roomId, token: cancelled.coach.token });
+  await r2.page.locator('#banner', { hasText: 'This appointment was cancelled.' }).waitFor();
+  r2.assertClean();
+  await r2.context.close();
+});
+
 test('the static files are served with their types and security headers', async () => {
   const r = await fetch(`${gw.base}/`);
   assert.equal(r.status, 200);
