@@ -42,8 +42,8 @@
 
 #include "gw_int.h"
 
-#define GW_STATIC_FILE_MAX  (2u * 1024u * 1024u)
-#define GW_STATIC_TOTAL_MAX (16u * 1024u * 1024u)
+#define GW_STATIC_FILE_MAX  ((size_t)2 * 1024 * 1024)
+#define GW_STATIC_TOTAL_MAX ((size_t)16 * 1024 * 1024)
 #define GW_STATIC_FILES_MAX 256
 #define GW_STATIC_DEPTH_MAX 8
 #define GW_STATIC_PATH_MAX  255 /* URL path, leading '/' included */

@@ -26,6 +26,7 @@
 #include "gwproc.h"
 
 #define SECRET "TOPSECRET-outside-the-root"
+#define MIB2   ((size_t)2 * 1024 * 1024)
 
 struct resp {
     int status; /* 0: no HTTP answer (connection dropped) */
@@ -82,10 +83,11 @@ static void make_root(void)
     snprintf(sub, sizeof(sub), "%s/sub", root_dir);
     cr_assert_eq(mkdir(sub, 0755), 0);
     put(sub, "index.html", "<p>sub</p>");
-    char *big = malloc(3u << 20);
+    char *big = malloc(MIB2 + 1);
     cr_assert_not_null(big);
-    memset(big, 'a', 3u << 20);
-    write_file(root_dir, "big.js", big, 3u << 20);
+    memset(big, 'a', MIB2 + 1);
+    write_file(root_dir, "edge.js", big, MIB2);    /* the cap: served */
+    write_file(root_dir, "big.js", big, MIB2 + 1); /* one byte over: not */
     free(big);
     char target[320];
     snprintf(target, sizeof(target), "%s/secret.js", outside_dir);
@@ -329,6 +331,19 @@ Test(static_files, missing_large_and_directories_are_404)
     free(log);
 }
 
+Test(static_files, a_file_of_exactly_the_cap_is_served)
+{
+    struct resp r;
+    char v[64];
+    request(gp.port, "HEAD", "/edge.js", NULL, &r);
+    cr_expect_eq(r.status, 200, "%s", r.raw);
+    header(&r, "content-length", v, sizeof(v));
+    cr_expect_str_eq(v, "2097152");
+    request(gp.port, "GET", "/edge.js", NULL, &r);
+    cr_expect_eq(r.status, 200);
+    cr_expect(r.body_len > 0 && r.body[0] == 'a');
+}
+
 Test(static_files, other_methods_are_405)
 {
     static const char *methods[] = {"POST", "PUT", "DELETE", "PATCH", "OPTIONS"};
@@ -412,4 +427,61 @@ Test(static_start, default_root_of_an_install, .timeout = 60)
     unlink(g.log_path);
     snprintf(cmd, sizeof(cmd), "rm -rf -- '%s'", prefix);
     cr_expect_eq(system(cmd), 0);
+}
+
+/* Start a gateway on dir and count how many of /<prefix><i><ext> it
+ * serves for i in [0, n) (i zero-padded to width digits). */
+static size_t served_of(const char *dir, size_t n, const char *prefix, int width, const char *ext,
+                        char **log_out)
+{
+    start_with_root(dir);
+    size_t served = 0;
+    for (size_t i = 0; i < n; i++) {
+        char path[64];
+        struct resp r;
+        snprintf(path, sizeof(path), "/%s%0*zu%s", prefix, width, i, ext);
+        request(gp.port, "HEAD", path, NULL, &r);
+        served += r.status == 200;
+    }
+    *log_out = gwproc_log(&gp);
+    cr_expect_eq(gwproc_stop(&gp, SIGTERM), 0);
+    unlink(gp.log_path);
+    gp.pid = 0;
+    return served;
+}
+
+/* 256 files at most: the 257th is skipped (which one depends on readdir). */
+Test(static_start, at_most_256_files, .timeout = 60)
+{
+    char dir[] = "/tmp/coach-static-many-XXXXXX", name[32], *log = NULL;
+    cr_assert_not_null(mkdtemp(dir));
+    for (int i = 0; i < 257; i++) {
+        snprintf(name, sizeof(name), "f%03d.txt", i);
+        put(dir, name, "x");
+    }
+    cr_expect_eq(served_of(dir, 257, "f", 3, ".txt", &log), 256);
+    cr_expect(log != NULL && strstr(log, "reason=too_many_files") != NULL, "%s", log);
+    cr_expect(log != NULL && strstr(log, "files=256 ") != NULL, "%s", log);
+    free(log);
+    snprintf(outside_dir, sizeof(outside_dir), "%s", dir);
+    remove_root();
+}
+
+/* 16 MiB in all: of nine 2 MiB files, eight are loaded. */
+Test(static_start, at_most_16_mib_in_all, .timeout = 60)
+{
+    char dir[] = "/tmp/coach-static-total-XXXXXX", name[32], *log = NULL;
+    cr_assert_not_null(mkdtemp(dir));
+    char *blob = calloc(1, MIB2);
+    cr_assert_not_null(blob);
+    for (int i = 0; i < 9; i++) {
+        snprintf(name, sizeof(name), "b%d.js", i);
+        write_file(dir, name, blob, MIB2);
+    }
+    free(blob);
+    cr_expect_eq(served_of(dir, 9, "b", 1, ".js", &log), 8);
+    cr_expect(log != NULL && strstr(log, "reason=total_too_large") != NULL, "%s", log);
+    free(log);
+    snprintf(outside_dir, sizeof(outside_dir), "%s", dir);
+    remove_root();
 }
