@@ -86,8 +86,21 @@ test('the coach ends the session; the summary arrives; the client rates it', asy
   assert.equal(await cp.locator('#end-dialog').isVisible(), false);
   assert.equal(await cp.locator('#after').isVisible(), false, 'not ended');
 
-  await cp.locator('#end-btn').click();
-  await cp.locator('#end-confirm').click();
+  // With the keyboard: Enter opens the dialog, Escape cancels, then Enter
+  // again, Tab to the confirmation, Enter ends the session.
+  await cp.locator('#end-btn').focus();
+  await cp.keyboard.press('Enter');
+  await cp.locator('#end-dialog').waitFor();
+  assert.equal(await cp.evaluate(() => document.activeElement.textContent), 'Keep going', 'the safe choice has the focus');
+  await cp.keyboard.press('Escape');
+  await cp.locator('#end-dialog').waitFor({ state: 'hidden' });
+  assert.equal(await cp.locator('#after').isVisible(), false, 'Escape did not end it');
+  await cp.locator('#end-btn').focus();
+  await cp.keyboard.press('Enter');
+  await cp.locator('#end-dialog').waitFor();
+  await cp.keyboard.press('Tab');
+  assert.equal(await cp.evaluate(() => document.activeElement.id), 'end-confirm');
+  await cp.keyboard.press('Enter');
   await kp.locator('#after-reason', { hasText: 'The coach ended it.' }).waitFor();
   await cp.locator('#after-reason', { hasText: 'The coach ended it.' }).waitFor();
   assert.equal(await cp.locator('#end-btn').isVisible(), false);
@@ -102,10 +115,24 @@ test('the coach ends the session; the summary arrives; the client rates it', asy
   // The client rates: 4 stars, a comment, a $3 tip.
   await kp.locator('#rating-form').waitFor();
   await screenshot(kp, 'client-rating-phone');
-  await kp.locator('label[for="star-4"]').click();
-  await kp.locator('#rating-comment').fill('Very helpful, thank you.');
-  await kp.locator('label[for="tip-3"]').click();
-  await kp.locator('#rating-submit').click();
+  // Keyboard only: arrows in the star group, Tab to the comment, arrows in
+  // the tips, Tab to the button, Enter.
+  await kp.locator('#star-1').focus();
+  await kp.keyboard.press('Space');
+  for (let i = 0; i < 3; i++) await kp.keyboard.press('ArrowRight');
+  assert.equal(await kp.locator('#star-4').isChecked(), true);
+  assert.equal(await kp.locator('label.lit').count(), 4, 'four stars lit');
+  await kp.keyboard.press('Tab');
+  assert.equal(await kp.evaluate(() => document.activeElement.id), 'rating-comment');
+  await kp.keyboard.type('Very helpful, thank you.');
+  await kp.keyboard.press('Tab');
+  assert.equal(await kp.evaluate(() => document.activeElement.id), 'tip-0');
+  await kp.keyboard.press('ArrowRight');
+  await kp.keyboard.press('ArrowRight');
+  assert.equal(await kp.locator('#tip-3').isChecked(), true);
+  await kp.keyboard.press('Tab');
+  assert.equal(await kp.evaluate(() => document.activeElement.id), 'rating-submit');
+  await kp.keyboard.press('Enter');
   await kp.locator('#rated', { hasText: 'Thank you! You rated this session 4 out of 5 and a $3 tip.' }).waitFor();
   assert.equal(await kp.locator('#rating-form').isVisible(), false);
   await screenshot(kp, 'client-rated-phone');

@@ -42,6 +42,13 @@ test('coach and client chat both ways in the room', async () => {
   assert.equal(await cp.locator('#end-btn').isVisible(), true, 'the coach can end');
   assert.equal(await kp.locator('#end-btn').isVisible(), false, 'the client cannot');
 
+  // Phone-sized: nothing wider than the screen. Screen readers: the list
+  // is a live log, the composer has a label.
+  assert.equal(await kp.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth), true);
+  assert.equal(await kp.locator('#messages').getAttribute('role'), 'log');
+  assert.equal(await kp.locator('#messages').getAttribute('aria-live'), 'polite');
+  assert.equal(await kp.getByLabel('Message', { exact: true }).count(), 1);
+
   // Presence: the coach sees the client arrive.
   await cp.locator('#members li.present', { hasText: 'Sam Client' }).waitFor();
   await kp.locator('#members li.present', { hasText: 'Dana Coach' }).waitFor();
