@@ -152,6 +152,36 @@ test('a room that is not open yet, or cancelled, says so', async () => {
   await r2.context.close();
 });
 
+test('earlier messages load on demand', async () => {
+  const a = seedAppointment(db, { runningForSec: 60 });
+  const [[sid]] = db.query(`SELECT id FROM "Session"
+    WHERE "appointmentId" = '${a.appointmentId}' AND "userId" = '${a.client.id}'`);
+  // 60 messages already in the room (as the gateway stores them).
+  const id = (g) => `'cmsg' || lpad(${g}::text, 21, '0')`;
+  db.query(`
+    INSERT INTO coach_room(appointment_id, last_seq) VALUES ('${a.appointmentId}', 60);
+    INSERT INTO "Message"(id, "sessionId", "userId", sender, content, "createdAt")
+      SELECT ${id('g')}, '${sid}', '${a.client.id}', 'client', 'old message ' || g,
+             (now() at time zone 'UTC') - make_interval(secs => 120 - g)
+      FROM generate_series(1, 60) g;
+    INSERT INTO coach_message(message_id, appointment_id, seq, user_id, client_msg_id)
+      SELECT ${id('g')}, '${a.appointmentId}', g, '${a.client.id}', 'seed-' || g
+      FROM generate_series(1, 60) g;`);
+  const r = await openRoom(browser, gw.base, { room: a.roomId, token: a.coach.token });
+  const p = r.page;
+  await waitJoined(p);
+  let texts = await messageTexts(p);
+  assert.equal(texts.length, 50, 'joined brings the last 50');
+  assert.equal(texts[0], 'old message 11');
+  await p.locator('#load-earlier').click();
+  await p.locator('#messages .msg-text', { hasText: /^old message 1$/ }).waitFor();
+  texts = await messageTexts(p);
+  assert.deepEqual(texts, Array.from({ length: 60 }, (_, i) => `old message ${i + 1}`));
+  assert.equal(await p.locator('#load-earlier').isVisible(), false, 'nothing more to load');
+  r.assertClean();
+  await r.context.close();
+});
+
 test('the static files are served with their types and security headers', async () => {
   const r = await fetch(`${gw.base}/`);
   assert.equal(r.status, 200);
