@@ -214,6 +214,11 @@ function onWelcome(m) {
   state.me = m.user;
   const server = Date.parse(m.serverTime);
   if (!Number.isNaN(server)) state.skewMs = server - Date.now();
+  sendJoin();
+}
+
+// join, with `since` once messages were seen (recovery after a drop).
+function sendJoin() {
   const join = { type: 'join', room: state.room, id: 'join' };
   if (state.lastSeq > 0) join.since = state.lastSeq;
   state.conn.send(join);
@@ -247,6 +252,7 @@ function onJoined(m) {
   } else {
     $('end-btn').hidden = !(state.role === 'coach' || state.role === 'observer');
     if (state.role === 'observer') setComposerEnabled(false, 'Observers read the chat but do not write.');
+    else setComposerEnabled(true);
   }
   flushPending();
 }
@@ -622,7 +628,7 @@ function enterEnded({ reason, rateable, cancelled }) {
 function setComposerEnabled(on, note) {
   const area = $('composer-text');
   area.disabled = !on;
-  if (!on && note) area.placeholder = note;
+  area.placeholder = on ? 'Write a message…' : note || '';
   updateCounter();
 }
 
@@ -743,10 +749,20 @@ function onError(m) {
     fatal(errorSentence('unauthorized'));
     return;
   }
+  if (m.code === 'rate_limited' && !m.id && !state.joined) {
+    // Refused at connect: this user has MAX_CONN_PER_USER connections open.
+    fatal('This account is open in too many windows. Close some of them and reload this page.');
+    return;
+  }
   if (m.id === 'join') {
     if (m.code === 'unavailable' || m.code === 'internal') {
       showBanner(errorSentence(m.code));
       state.conn.ws?.close(); // reconnect with backoff
+    } else if (m.code === 'not_open') {
+      // Too early: ask again every minute on the open connection.
+      showBanner(errorSentence('not_open'), 'warning');
+      setComposerEnabled(false, 'The room is not open yet.');
+      setTimeout(() => { if (state.conn.isOpen() && !state.joined) sendJoin(); }, 60000);
     } else {
       fatal(errorSentence(m.code, 'join'));
     }
