@@ -30,8 +30,9 @@ after(async () => {
 });
 
 test('a 1-minute session shows its warnings and ends by the clock', async () => {
-  // The clock started 45 s ago: 15 s are left.
-  const a = seedAppointment(db, { durationMin: 1, runningForSec: 45 });
+  // The clock started 42 s ago: 18 s are left, the first warning is 8 s
+  // away (time enough for both pages to join on a busy machine).
+  const a = seedAppointment(db, { durationMin: 1, runningForSec: 42 });
   const coach = await openRoom(browser, gw.base, { room: a.roomId, token: a.coach.token });
   const client = await openRoom(browser, gw.base, { room: a.roomId, token: a.client.token });
   await waitJoined(coach.page);
