@@ -25,7 +25,8 @@ export function launchBrowser() {
 // Open base/#room=..&token=.. (or base alone without a token) in a context
 // of its own. problems collects what a clean page never shows; allow(text)
 // may excuse an entry (e.g. the browser's own log of a cut connection).
-export async function openRoom(browser, base, { room, token, phone = false } = {}) {
+// setup(page) (optional) runs before the page loads (e.g. routeWebSocket).
+export async function openRoom(browser, base, { room, token, phone = false, setup = null } = {}) {
   const context = await browser.newContext(phone
     ? { viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true, deviceScaleFactor: 2 }
     : { viewport: { width: 1100, height: 760 } });
@@ -36,6 +37,7 @@ export async function openRoom(browser, base, { room, token, phone = false } = {
   page.on('pageerror', (e) => note(`pageerror: ${e.message}`));
   page.on('requestfailed', (r) => note(`requestfailed: ${r.url()} ${r.failure()?.errorText}`));
   page.on('response', (r) => { if (r.status() >= 400) note(`HTTP ${r.status()}: ${r.url()}`); });
+  if (setup) await setup(page);
   const hash = token ? `#room=${encodeURIComponent(room)}&token=${encodeURIComponent(token)}` : '';
   await page.goto(`${base}/${hash}`);
   rec.assertClean = () => assert.deepEqual(rec.problems, [], 'the page met no errors');

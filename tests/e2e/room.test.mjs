@@ -152,6 +152,32 @@ test('a room that is not open yet, or cancelled, says so', async () => {
   await r2.context.close();
 });
 
+// The gateway has no LiveKit webhook yet, so nothing real sends `media`:
+// the page's socket is routed through Playwright, which forwards every
+// frame and adds the two `media` frames the gateway would send.
+test('who is on video follows media events', async () => {
+  const a = seedAppointment(db);
+  let route = null;
+  const setup = (page) => page.routeWebSocket(/\/ws$/, (ws) => {
+    route = ws;
+    ws.connectToServer();
+  });
+  const coach = await openRoom(browser, gw.base, { room: a.roomId, token: a.coach.token, setup });
+  const p = coach.page;
+  await waitJoined(p);
+  const client = p.locator('#members li', { hasText: 'Sam Client' });
+  assert.match(await client.textContent(), /away/);
+  assert.doesNotMatch(await client.textContent(), /on video/);
+  route.send(JSON.stringify({ type: 'media', room: a.roomId, userId: a.client.id, state: 'joined' }));
+  await p.locator('#members li', { hasText: 'on video' }).waitFor();
+  assert.match(await client.textContent(), /Sam Client.*on video/);
+  route.send(JSON.stringify({ type: 'media', room: 'another-room', userId: a.coach.id, state: 'joined' }));
+  route.send(JSON.stringify({ type: 'media', room: a.roomId, userId: a.client.id, state: 'left' }));
+  await p.locator('#members li', { hasText: 'on video' }).waitFor({ state: 'detached' });
+  coach.assertClean();
+  await coach.context.close();
+});
+
 test('earlier messages load on demand', async () => {
   const a = seedAppointment(db, { runningForSec: 60 });
   const [[sid]] = db.query(`SELECT id FROM "Session"
