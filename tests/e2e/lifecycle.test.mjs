@@ -115,6 +115,9 @@ test('the coach ends the session; the summary arrives; the client rates it', asy
 
   // The client rates: 4 stars, a comment, a $3 tip.
   await kp.locator('#rating-form').waitFor();
+  // (A second window of the client's, open on the form too.)
+  const second = await openRoom(browser, gw.base, { room: a.roomId, token: a.client.token });
+  await second.page.locator('#rating-form').waitFor();
   await screenshot(kp, 'client-rating-phone');
   // Keyboard only: arrows in the star group, Tab to the comment, arrows in
   // the tips, Tab to the button, Enter.
@@ -142,6 +145,16 @@ test('the coach ends the session; the summary arrives; the client rates it', asy
     JOIN "Session" s ON s.id = r."sessionId"
     WHERE s."appointmentId" = '${a.appointmentId}' AND s."userId" = '${a.client.id}'`);
   assert.deepEqual(rows, [['4', '3', 'Very helpful, thank you.']]);
+
+  // The second window's rating is refused (conflict) and said so.
+  await second.page.locator('label[for="star-2"]').click();
+  await second.page.locator('#rating-submit').click();
+  await second.page.locator('#rated', { hasText: 'You have already rated this session.' }).waitFor();
+  assert.equal(await second.page.locator('#rating-form').isVisible(), false);
+  second.assertClean();
+  await second.context.close();
+  assert.deepEqual(db.query(`SELECT count(*) FROM "SessionRating" r JOIN "Session" s ON s.id = r."sessionId"
+    WHERE s."appointmentId" = '${a.appointmentId}'`), [['1']]);
 
   // Coming back later: the session shows as rated, with no form.
   const again = await openRoom(browser, gw.base, { room: a.roomId, token: a.client.token });
