@@ -672,14 +672,16 @@ function showSummary(status, text) {
   if (status === 'done' && text) $('summary-text').textContent = text;
 }
 
-// Ask again in 15 s (at most 20 times) while the summary is on its way, in
-// case its `summary` event is missed (a drop at the wrong moment).
+// Ask again while the summary is on its way (5 s, doubling up to 60 s, at
+// most 20 times): its `summary` event may be missed (a drop at the wrong
+// moment), and a failure sends no event at all.
 function pollSummary(status) {
   if ((status === 'pending' || status === 'running') && state.summaryPolls < 20) {
+    const delay = Math.min(60000, 5000 * 2 ** state.summaryPolls);
     state.summaryPolls++;
     setTimeout(() => {
       if ($('summary-text').textContent === '') loadSessionDetails();
-    }, 15000);
+    }, delay);
   }
 }
 

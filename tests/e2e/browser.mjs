@@ -120,14 +120,19 @@ export async function startProxy(targetPort) {
   };
 }
 
-// A fake chat-completions endpoint: every POST answers with summaryText.
-// requests counts the calls.
+// A fake chat-completions endpoint: every POST answers with summaryText,
+// or 400 while fake.fail is set. requests counts the calls.
 export async function startFakeAi(summaryText) {
-  const fake = { requests: 0 };
+  const fake = { requests: 0, fail: false };
   const server = createHttpServer((req, res) => {
     req.resume();
     req.on('end', () => {
       fake.requests++;
+      if (fake.fail) {
+        res.writeHead(400, { 'content-type': 'application/json' });
+        res.end('{"error":{"message":"bad request"}}');
+        return;
+      }
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end(JSON.stringify({ choices: [{ message: { role: 'assistant', content: summaryText } }] }));
     });

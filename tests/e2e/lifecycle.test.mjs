@@ -171,3 +171,25 @@ test('the coach ends the session; the summary arrives; the client rates it', asy
   await client.context.close();
   await again.context.close();
 });
+
+test('a summary that could not be written is said so', async () => {
+  const a = seedAppointment(db);
+  const coach = await openRoom(browser, gw.base, { room: a.roomId, token: a.coach.token });
+  await waitJoined(coach.page);
+  await say(coach.page, 'A short session.');
+  await coach.page.locator('#messages .msg.mine:not(.pending)').waitFor();
+  ai.fail = true;
+  try {
+    await coach.page.locator('#end-btn').click();
+    await coach.page.locator('#end-confirm').click();
+    await coach.page.locator('#summary').waitFor();
+    // The page asks again after 5 s; the job fails on the first 400.
+    await coach.page.locator('#summary-status', { hasText: 'The AI summary could not be written.' })
+      .waitFor({ timeout: 15000 });
+  } finally {
+    ai.fail = false;
+  }
+  assert.equal(await coach.page.locator('#summary-text').textContent(), '');
+  coach.assertClean();
+  await coach.context.close();
+});
