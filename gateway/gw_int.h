@@ -20,6 +20,13 @@
 
 struct ai_client;
 struct gw_http;
+struct gw_static;
+
+/* One extra response header; name includes the colon ("etag:"). */
+struct gw_http_header {
+    const char *name;
+    const char *value;
+};
 
 #define GW_HTTP_BODY_MAX 1024
 
@@ -55,6 +62,7 @@ struct gw_server {
     int64_t next_sweep_ms;   /* monotonic: next gw_rooms_sweep */
     int64_t next_maint_ms;   /* monotonic: next cleanup run (maint.c); 0: not scheduled yet */
     struct ai_client *ai;    /* owned; NULL without AI_SUMMARY_URL */
+    struct gw_static *web;   /* owned: the browser client's files (static.c) */
     int64_t ai_next_poll_ms; /* monotonic; 0: no poll scheduled */
     bool ai_claiming;
     int ai_running;
@@ -88,8 +96,22 @@ enum gw_api_route {
 void gw_webhook_begin(struct gw_server *srv, struct gw_http *h, bool get);
 
 /* Every other path: the browser client's static files from WEB_ROOT
- * (static.c); 404 when there is no such file. */
+ * (static.c): GET and HEAD, 404 when there is no such file, 405 for other
+ * methods. Loop thread; reads only memory. */
 void gw_static_route(struct gw_server *srv, struct gw_http *h, const char *path, bool get);
+
+/* static.c: resolve the web root (configured: WEB_ROOT, NULL: the default
+ * beside the executable) and load its files into memory. Main thread, at
+ * start-up. A configured root that is not a directory fails with a message
+ * naming WEB_ROOT; a missing default only logs a WARN (nothing is served).
+ * *out is owned by the caller (gw_static_free). */
+int gw_static_open(const char *configured, struct gw_static **out, struct gw_err *err);
+void gw_static_free(struct gw_static *st);
+
+/* static.c: true when path is plain enough to look up: "/" then
+ * [A-Za-z0-9._-] segments, no "..", "//", hidden names, '%', '\\' or
+ * control bytes, at most 255 bytes. */
+bool gw_static_path_ok(const char *path);
 
 /* Per-HTTP-connection state (lws per_session_data). Loop thread only. */
 struct gw_http {
@@ -111,6 +133,13 @@ struct gw_http {
     bool has_response;
     unsigned int status;
     const char *content_type;
+    /* Reset after each response: extra headers (borrowed; they must outlive
+     * the connection: static strings or srv->web), Cache-Control (NULL:
+     * no-store), and for HEAD the Content-Length of the body not sent. */
+    const struct gw_http_header *headers;
+    size_t n_headers;
+    const char *cache_control;
+    size_t head_len;
     size_t body_len;
     char *body; /* owned, malloc'd */
 };

@@ -18,6 +18,9 @@
 #include "ai.h"
 #include "gw_int.h"
 
+/* Room for the status line and every header (the CSP is the longest). */
+#define GW_HTTP_HEADERS_MAX 2048
+
 /* Free a response body, wiped: it may carry a token or an auth code. */
 static void free_body(char *body, size_t len)
 {
@@ -29,7 +32,7 @@ static void free_body(char *body, size_t len)
 
 /* Take ownership of body (malloc'd) as the response. */
 void gw_http_respond_take(struct gw_http *h, unsigned int status, const char *type, char *body,
-                         size_t len)
+                          size_t len)
 {
     free_body(h->body, h->body_len);
     h->body = body;
@@ -148,24 +151,54 @@ static void route(struct gw_server *srv, struct gw_http *h, const char *path)
     gw_static_route(srv, h, path, get);
 }
 
+/* Cache-Control and the extra headers of h's response. */
+static int add_headers(struct gw_http *h, unsigned char **p, unsigned char *end)
+{
+    const char *cc = h->cache_control != NULL ? h->cache_control : "no-store";
+    if (lws_add_http_header_by_token(h->wsi, WSI_TOKEN_HTTP_CACHE_CONTROL,
+                                     (const unsigned char *)cc, (int)strlen(cc), p, end)) {
+        return -1;
+    }
+    for (size_t i = 0; i < h->n_headers; i++) {
+        const char *v = h->headers[i].value;
+        if (lws_add_http_header_by_name(h->wsi, (const unsigned char *)h->headers[i].name,
+                                        (const unsigned char *)v, (int)strlen(v), p, end)) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Forget the per-response settings (the connection may be kept alive). */
+static void reset_response(struct gw_http *h)
+{
+    h->has_response = false;
+    h->headers = NULL;
+    h->n_headers = 0;
+    h->cache_control = NULL;
+    h->head_len = 0;
+}
+
 static int write_response_buf(struct gw_http *h, unsigned char *buf, size_t cap)
 {
     unsigned char *start = buf + LWS_PRE, *p = start, *end = buf + cap - 1;
-    if (lws_add_http_common_headers(h->wsi, h->status, h->content_type, h->body_len, &p, end) ||
-        lws_add_http_header_by_token(h->wsi, WSI_TOKEN_HTTP_CACHE_CONTROL,
-                                     (const unsigned char *)"no-store", 8, &p, end) ||
-        lws_finalize_http_header(h->wsi, &p, end) || (size_t)(end - p) < h->body_len) {
+    size_t content_len = h->head_len > 0 ? h->head_len : h->body_len;
+    if (lws_add_http_common_headers(h->wsi, h->status, h->content_type, content_len, &p, end) ||
+        add_headers(h, &p, end) || lws_finalize_http_header(h->wsi, &p, end) ||
+        (size_t)(end - p) < h->body_len) {
         return -1;
     }
-    memcpy(p, h->body, h->body_len);
-    p += h->body_len;
-    h->has_response = false;
+    if (h->body_len > 0) {
+        memcpy(p, h->body, h->body_len);
+        p += h->body_len;
+    }
+    reset_response(h);
     return lws_write(h->wsi, start, (size_t)(p - start), LWS_WRITE_HTTP_FINAL) < 0 ? -1 : 0;
 }
 
 static int write_response(struct gw_http *h)
 {
-    size_t cap = LWS_PRE + 512 + h->body_len;
+    size_t cap = LWS_PRE + GW_HTTP_HEADERS_MAX + h->body_len;
     unsigned char *buf = malloc(cap);
     if (buf == NULL) {
         return -1;
@@ -196,7 +229,7 @@ static void detach(struct gw_http *h)
     h->pending = NULL;
     free_body(h->body, h->body_len);
     h->body = NULL;
-    h->has_response = false;
+    reset_response(h);
     gw_api_fini(h);
 }
 
@@ -214,6 +247,11 @@ int gw_http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *us
         }
         h->wsi = wsi;
         h->srv = srv;
+        if (in != NULL && strlen((const char *)in) != len) {
+            /* a NUL (%00) inside the decoded path: nothing may cut it short */
+            gw_http_error(h, 400, "bad_request", "invalid path");
+            return 0;
+        }
         route(srv, h, in != NULL ? (const char *)in : "/");
         return 0;
     case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:

@@ -233,8 +233,11 @@ int gw_server_new(const struct gw_config *cfg, struct gw_server **out, struct gw
     memcpy(srv->room_cfg.warnings_sec, cfg->timer_warnings_sec,
            sizeof(int) * cfg->n_timer_warnings);
     rc = srv->conns_by_id && srv->rooms && srv->user_conns
-             ? create_context(srv, err)
+             ? gw_static_open(cfg->web_root, &srv->web, err)
              : gw_err_set(err, -ENOMEM, "out of memory");
+    if (rc == 0) {
+        rc = create_context(srv, err);
+    }
     if (rc == 0) {
         struct store_cfg scfg = {
             .conninfo = cfg->database_url,
@@ -334,5 +337,6 @@ void gw_server_free(struct gw_server *srv)
     gw_map_free(srv->rooms);
     gw_map_free(srv->conns_by_id);
     gw_map_free(srv->user_conns);
+    gw_static_free(srv->web);
     free(srv);
 }

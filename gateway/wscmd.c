@@ -18,16 +18,18 @@ static json_t *ack_json(const struct store_chat *ch)
                      gw_msg_time(ch->created_unix_ms));
 }
 
-/* The `message` frame of a committed chat, serialized once for everyone. */
-static struct gw_frame *message_frame(const struct gw_room *g, const struct store_chat *ch,
-                                      const struct room_fx *deliver)
+/* The `message` frame of a committed chat, serialized once for everyone.
+ * Only the coach and the client chat, so the sender's name is the
+ * appointment's (the DELIVER effect does not carry the member). */
+static struct gw_frame *message_frame(const struct gw_room *g, const struct store_chat *ch)
 {
     struct store_message m = {
         .seq = ch->seq, .role = ch->role, .created_unix_ms = ch->created_unix_ms};
     memcpy(m.message_id, ch->message_id, sizeof(m.message_id));
     memcpy(m.client_msg_id, ch->client_msg_id, sizeof(m.client_msg_id));
     memcpy(m.user_id, ch->user_id, sizeof(m.user_id));
-    snprintf(m.display_name, sizeof(m.display_name), "%s", deliver->user.display_name);
+    snprintf(m.display_name, sizeof(m.display_name), "%s",
+             ch->role == STORE_ROLE_COACH ? g->info.coach_name : g->info.client_name);
     m.text = ch->text;
     json_t *o = gw_msg_message(g->room_id, &m, 0);
     struct gw_frame *f = o != NULL ? gw_frame_from_json(o) : NULL;
@@ -62,7 +64,7 @@ static void deliver_committed(struct gw_wctx *w, struct store_chat *ch)
                 gw__reply(c, ack_json(ch), gw__id_of(&w->join));
             }
         } else if (e->kind == ROOM_FX_DELIVER) {
-            struct gw_frame *f = message_frame(w->room, ch, e);
+            struct gw_frame *f = message_frame(w->room, ch);
             if (f != NULL) {
                 srv->stats.msgs_out += gw__send_to_targets(srv, e, f, false);
                 gw_frame_unref(f);

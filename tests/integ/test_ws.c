@@ -309,6 +309,7 @@ Test(ws, chat_both_ways_durable_in_order)
         cr_expect_str_eq(str(m, "text"), "hello coach");
         cr_expect_str_eq(str(m, "messageId"), mid);
         cr_expect_str_eq(str(json_object_get(m, "from"), "role"), "client");
+        cr_expect_str_eq(str(json_object_get(m, "from"), "displayName"), "Sam Client");
         json_decref(m);
     }
     ack = chat(coach, "m2", "hello client");
@@ -316,6 +317,7 @@ Test(ws, chat_both_ways_durable_in_order)
     json_decref(ack);
     json_t *m = wsc_expect(client, "message", WAIT);
     cr_expect_eq(num(m, "seq"), 2);
+    cr_expect_str_eq(str(json_object_get(m, "from"), "displayName"), "Dana Coach");
     json_decref(m);
 
     char sql[256];

@@ -125,8 +125,11 @@ const q = (s) => `'${String(s).replaceAll("'", "''")}'`;
 // Seed a coach, a client (optionally an observer/admin) with session tokens
 // and an appointment starting startOffsetSec from now (negative: in the
 // past) lasting durationMin. Returns their ids, tokens and the roomId.
+// runningForSec (optional): the room clock already runs: the appointment is
+// active and both participants have an active Session row that started
+// that many seconds ago (so a short session ends within a test).
 export function seedAppointment(db, { durationMin = 20, startOffsetSec = 0, status = 'scheduled',
-  coachName = 'Dana Coach', clientName = 'Sam Client' } = {}) {
+  coachName = 'Dana Coach', clientName = 'Sam Client', runningForSec = null } = {}) {
   const n = `${process.pid}${++seq}${randomBytes(3).toString('hex')}`;
   const coach = { id: cuid(), token: token(), name: coachName, skool: `sk-co-${n}` };
   const client = { id: cuid(), token: token(), name: clientName, skool: `sk-cl-${n}` };
@@ -146,6 +149,13 @@ export function seedAppointment(db, { durationMin = 20, startOffsetSec = 0, stat
     INSERT INTO "Appointment"(id,"scheduledFor","durationMin","clientId","coachId","roomId",status)
       VALUES (${q(appointmentId)}, (now() at time zone 'UTC') + make_interval(secs => ${Number(startOffsetSec)}),
               ${Number(durationMin)}, ${q(client.id)}, ${q(coach.id)}, ${q(roomId)}, ${q(status)});`);
+  if (runningForSec !== null) {
+    const started = `(now() at time zone 'UTC') - make_interval(secs => ${Number(runningForSec)})`;
+    db.query(`
+      UPDATE "Appointment" SET status = 'active' WHERE id = ${q(appointmentId)};
+      INSERT INTO "Session"(id,"roomId","appointmentId","userId","startedAt","durationMinutes",status)
+        VALUES ${[coach, client].map((u) => `(${q(cuid())},${q(roomId)},${q(appointmentId)},${q(u.id)},${started},${Number(durationMin)},'active')`).join(',')};`);
+  }
   return { appointmentId, roomId, coach, client, stranger };
 }
 
