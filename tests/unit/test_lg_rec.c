@@ -34,15 +34,16 @@ static void parse_bad(const char *text, const char *want)
 
 Test(lg_rec, every_event_type)
 {
-    struct lg_rec *r = parse_ok("# a comment\n"
-                                "\n"
-                                "{\"at_ms\":0,\"who\":\"coach\",\"type\":\"typing\",\"state\":true}\n"
-                                "{\"at_ms\":1500,\"who\":\"coach\",\"type\":\"chat\",\"text\":\"Hi \\u00e9\"}\n"
-                                "{\"at_ms\":1500,\"who\":\"client\",\"type\":\"chat\",\"text\":\"hello\"}\n"
-                                "{\"at_ms\":9000,\"who\":\"coach\",\"type\":\"end\"}\n"
-                                "{\"at_ms\":9500,\"who\":\"client\",\"type\":\"rate\",\"rating\":4,"
-                                "\"comment\":\"good\",\"tip\":3}\n"
-                                "{\"at_ms\":9600,\"who\":\"client\",\"type\":\"rate\",\"rating\":5}");
+    struct lg_rec *r =
+        parse_ok("# a comment\n"
+                 "\n"
+                 "{\"at_ms\":0,\"who\":\"coach\",\"type\":\"typing\",\"state\":true}\n"
+                 "{\"at_ms\":1500,\"who\":\"coach\",\"type\":\"chat\",\"text\":\"Hi \\u00e9\"}\n"
+                 "{\"at_ms\":1500,\"who\":\"client\",\"type\":\"chat\",\"text\":\"hello\"}\n"
+                 "{\"at_ms\":9000,\"who\":\"coach\",\"type\":\"end\"}\n"
+                 "{\"at_ms\":9500,\"who\":\"client\",\"type\":\"rate\",\"rating\":4,"
+                 "\"comment\":\"good\",\"tip\":3}\n"
+                 "{\"at_ms\":9600,\"who\":\"client\",\"type\":\"rate\",\"rating\":5}");
     cr_assert_eq(r->n, 6);
     cr_assert_eq(r->n_chats, 2);
     cr_assert_eq(r->length_ms, 9600);
@@ -76,20 +77,25 @@ Test(lg_rec, malformed_lines_name_file_and_line)
         {"{\"at_ms\":1,\"who\":\"admin\",\"type\":\"end\"}", "t.jsonl:2: \"who\""},
         {"{\"at_ms\":1,\"who\":\"coach\",\"type\":\"shout\"}", "t.jsonl:2: \"type\""},
         {"{\"at_ms\":1,\"who\":\"coach\",\"type\":\"chat\"}", "t.jsonl:2: a chat needs"},
-        {"{\"at_ms\":1,\"who\":\"coach\",\"type\":\"chat\",\"text\":\"\"}", "t.jsonl:2: a chat needs"},
-        {"{\"at_ms\":1,\"who\":\"coach\",\"type\":\"chat\",\"text\":\"  \"}", "t.jsonl:2: a chat's"},
+        {"{\"at_ms\":1,\"who\":\"coach\",\"type\":\"chat\",\"text\":\"\"}",
+         "t.jsonl:2: a chat needs"},
+        {"{\"at_ms\":1,\"who\":\"coach\",\"type\":\"chat\",\"text\":\"  \"}",
+         "t.jsonl:2: a chat's"},
         {"{\"at_ms\":1,\"who\":\"coach\",\"type\":\"chat\",\"text\":7}", "t.jsonl:2: a chat needs"},
         {"{\"at_ms\":1,\"who\":\"coach\",\"type\":\"typing\"}", "t.jsonl:2: a typing event"},
         {"{\"at_ms\":1,\"who\":\"client\",\"type\":\"end\"}", "t.jsonl:2: only the coach"},
-        {"{\"at_ms\":1,\"who\":\"coach\",\"type\":\"rate\",\"rating\":5}", "t.jsonl:2: only the client"},
-        {"{\"at_ms\":1,\"who\":\"client\",\"type\":\"rate\",\"rating\":6}", "t.jsonl:2: \"rating\""},
+        {"{\"at_ms\":1,\"who\":\"coach\",\"type\":\"rate\",\"rating\":5}",
+         "t.jsonl:2: only the client"},
+        {"{\"at_ms\":1,\"who\":\"client\",\"type\":\"rate\",\"rating\":6}",
+         "t.jsonl:2: \"rating\""},
         {"{\"at_ms\":1,\"who\":\"client\",\"type\":\"rate\",\"rating\":5,\"tip\":2}",
          "t.jsonl:2: \"tip\""},
         {"{\"at_ms\":1,\"who\":\"client\",\"type\":\"rate\",\"rating\":5,\"comment\":1}",
          "t.jsonl:2: \"comment\""},
         {"{\"at_ms\":1,\"who\":\"coach\",\"type\":\"end\",\"text\":\"x\"}",
          "t.jsonl:2: \"text\" does not belong"},
-        {"{\"at_ms\":1,\"who\":\"coach\",\"type\":\"end\",\"colour\":1}", "t.jsonl:2: unknown member"},
+        {"{\"at_ms\":1,\"who\":\"coach\",\"type\":\"end\",\"colour\":1}",
+         "t.jsonl:2: unknown member"},
         {"{\"at_ms\":1,\"at_ms\":2,\"who\":\"coach\",\"type\":\"end\"}", "t.jsonl:2: not a JSON"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {

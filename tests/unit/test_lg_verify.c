@@ -98,8 +98,8 @@ Test(lg_verify, base_and_unacked)
 {
     struct lg_verify *v = lg_verify_new(2, 100, 100);
     cr_assert_eq(lg_verify_last(v, 0), 100);
-    lg_verify_deliver(v, 0, 99); /* history before the run: ignored */
-    lg_verify_ack(v, 100, 1);    /* at the base: ignored */
+    lg_verify_deliver(v, 0, 99);  /* history before the run: ignored */
+    lg_verify_ack(v, 100, 1);     /* at the base: ignored */
     lg_verify_deliver(v, 0, 101); /* committed, ack lost */
     lg_verify_deliver(v, 1, 101);
     struct lg_verify_result r = run(v);

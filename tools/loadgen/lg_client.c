@@ -12,8 +12,6 @@
  * and every history entry of a rejoin goes to the room's verifier.
  * Times are CLOCK_MONOTONIC microseconds.
  */
-#include "lg_run.h"
-
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,17 +22,19 @@
 #include <libwebsockets.h>
 #include <sodium.h>
 
-#define LG_SLOTS         256
-#define OUT_CAP          64
-#define RX_MAX           (8u * 1024 * 1024)
-#define VERIFY_MAX_SEQS  (1u << 22)
-#define RECONNECT_US     200000
-#define STORM_RECONNECT  1000
-#define ROOM_POLL_US     50000
-#define TICK_US          100000
-#define CLOSE_GRACE_US   3000000
-#define TAG_LEN          6
-#define CMID_MAX         32
+#include "lg_run.h"
+
+#define LG_SLOTS        256
+#define OUT_CAP         64
+#define RX_MAX          (8u * 1024 * 1024)
+#define VERIFY_MAX_SEQS (1u << 22)
+#define RECONNECT_US    200000
+#define STORM_RECONNECT 1000
+#define ROOM_POLL_US    50000
+#define TICK_US         100000
+#define CLOSE_GRACE_US  3000000
+#define TAG_LEN         6
+#define CMID_MAX        32
 
 const char *const lg_error_codes[LG_N_CODES] = {
     "bad_request", "unauthorized", "forbidden",   "not_found", "not_open", "closed",
@@ -352,7 +352,8 @@ static void conn_lost(struct conn *c, int failed)
         c->t_drop_us = now_us();
     }
     L->res->reconnects += c->joined_once;
-    lws_sul_schedule(L->ctx, 0, &c->sul, reconnect_cb, c->dropping ? STORM_RECONNECT : RECONNECT_US);
+    lws_sul_schedule(L->ctx, 0, &c->sul, reconnect_cb,
+                     c->dropping ? STORM_RECONNECT : RECONNECT_US);
     c->dropping = 0;
 }
 
@@ -551,7 +552,8 @@ static void on_joined(struct conn *c, json_t *m)
     } else {
         size_t i;
         json_t *h;
-        json_array_foreach(json_object_get(m, "history"), i, h) {
+        json_array_foreach(json_object_get(m, "history"), i, h)
+        {
             deliver(c, h);
         }
         if (c->t_drop_us != 0) {
@@ -671,8 +673,8 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     case LWS_CALLBACK_CLIENT_ESTABLISHED:
         c->st = CS_OPEN;
         lg_hist_record(&c->L->res->connect_us, (uint64_t)(now_us() - c->t_conn_us));
-        (void)send_json(c, json_pack("{ss ss}", "type", "hello", "token",
-                                     c->room->fx->token[c->role]));
+        (void)send_json(
+            c, json_pack("{ss ss}", "type", "hello", "token", c->room->fx->token[c->role]));
         break;
     case LWS_CALLBACK_CLIENT_RECEIVE:
         on_rx(c, in, len, lws_is_final_fragment(wsi));
@@ -813,8 +815,8 @@ static void tick(lws_sorted_usec_list_t *sul)
 static void source_ip(unsigned k, char out[INET_ADDRSTRLEN])
 {
     uint32_t ip = 0x7f000001u + k; /* 127.0.0.1 + k, inside 127.0.0.0/8 */
-    (void)snprintf(out, INET_ADDRSTRLEN, "%u.%u.%u.%u", ip >> 24, (ip >> 16) & 255,
-                   (ip >> 8) & 255, ip & 255);
+    (void)snprintf(out, INET_ADDRSTRLEN, "%u.%u.%u.%u", ip >> 24, (ip >> 16) & 255, (ip >> 8) & 255,
+                   ip & 255);
 }
 
 static int rooms_init(struct loop *L)

@@ -217,8 +217,20 @@ static const char *arr_done(struct arr *a)
     return a->s;
 }
 
-enum { A_UID, A_EMAIL, A_NAME, A_ROLE, A_SKOOL, A_SID, A_TOKEN, A_AID, A_ROOM, A_COACH,
-       A_CLIENT, A_N };
+enum {
+    A_UID,
+    A_EMAIL,
+    A_NAME,
+    A_ROLE,
+    A_SKOOL,
+    A_SID,
+    A_TOKEN,
+    A_AID,
+    A_ROOM,
+    A_COACH,
+    A_CLIENT,
+    A_N
+};
 
 static const char SQL_CODE[] =
     "INSERT INTO \"AuthCode\" (\"id\", \"code\", \"skoolUserId\", \"skoolUsername\", "

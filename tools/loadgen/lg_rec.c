@@ -50,8 +50,8 @@ void lg_rec_free(struct lg_rec *r)
 
 static int is_allowed_key(const char *k)
 {
-    static const char *const keys[] = {"at_ms", "who", "type", "text", "state",
-                                       "rating", "comment", "tip"};
+    static const char *const keys[] = {"at_ms", "who",    "type",    "text",
+                                       "state", "rating", "comment", "tip"};
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
         if (strcmp(k, keys[i]) == 0) {
             return 1;
@@ -81,7 +81,8 @@ static int check_keys(json_t *o, const char *name, unsigned line, struct lg_err 
 {
     const char *k;
     json_t *val;
-    json_object_foreach(o, k, val) {
+    json_object_foreach(o, k, val)
+    {
         (void)val;
         if (!is_allowed_key(k)) {
             set_err(err, name, line, "unknown member \"%s\"", k);
@@ -116,8 +117,8 @@ static int parse_head(json_t *o, struct lg_event *ev, const char *name, unsigned
     static const struct {
         const char *name;
         enum lg_ev_type type;
-    } types[] = {{"chat", LG_EV_CHAT}, {"typing", LG_EV_TYPING}, {"end", LG_EV_END},
-                 {"rate", LG_EV_RATE}};
+    } types[] = {
+        {"chat", LG_EV_CHAT}, {"typing", LG_EV_TYPING}, {"end", LG_EV_END}, {"rate", LG_EV_RATE}};
     for (size_t i = 0; type != NULL && i < sizeof types / sizeof types[0]; i++) {
         if (strcmp(type, types[i].name) == 0) {
             ev->type = types[i].type;
@@ -154,8 +155,7 @@ static int parse_chat(json_t *o, struct lg_event *ev, const char *name, unsigned
     int bad;
     const char *text = get_str(o, "text", &len, &bad);
     if (text == NULL || len == 0 || len > LG_REC_MAX_TEXT || memchr(text, '\0', len) != NULL) {
-        set_err(err, name, line, "a chat needs \"text\": a string of 1..%d bytes",
-                LG_REC_MAX_TEXT);
+        set_err(err, name, line, "a chat needs \"text\": a string of 1..%d bytes", LG_REC_MAX_TEXT);
         return -EINVAL;
     }
     size_t a = 0, b = len;

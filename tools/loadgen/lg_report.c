@@ -64,7 +64,8 @@ void lg_report_text(FILE *out, const struct lg_run_cfg *cfg, const struct lg_run
                   (unsigned long long)res->acks, per_s(res->acks, res->traffic_s), res->traffic_s,
                   (unsigned long long)res->chat_errors, (unsigned long long)res->unanswered,
                   (unsigned long long)res->skipped_full);
-    (void)fprintf(out, "  messages received: %llu (%.1f/s); typing %llu, end %llu, rate %llu/%llu\n",
+    (void)fprintf(out,
+                  "  messages received: %llu (%.1f/s); typing %llu, end %llu, rate %llu/%llu\n",
                   (unsigned long long)res->messages_in, per_s(res->messages_in, res->traffic_s),
                   (unsigned long long)res->typing_sent, (unsigned long long)res->ends_sent,
                   (unsigned long long)res->rated, (unsigned long long)res->rates_sent);
@@ -88,8 +89,9 @@ void lg_report_text(FILE *out, const struct lg_run_cfg *cfg, const struct lg_run
     }
     (void)fprintf(out, "%s\n", any ? "" : " none");
     if (res->errors[LG_ERR_RATE_LIMITED] > 0) {
-        (void)fprintf(out, "  note: %llu chats were refused by the server's per-connection rate "
-                           "limit (10/s, burst 20)\n",
+        (void)fprintf(out,
+                      "  note: %llu chats were refused by the server's per-connection rate "
+                      "limit (10/s, burst 20)\n",
                       (unsigned long long)res->errors[LG_ERR_RATE_LIMITED]);
     }
     (void)fprintf(out,

@@ -28,10 +28,10 @@
 
 enum lg_mode { LG_MODE_REPLAY, LG_MODE_UNTHROTTLED, LG_MODE_IDLE, LG_MODE_STORM };
 
-#define LG_MAX_URLS 16
-#define LG_N_CODES  12 /* the protocol's error codes, then "other" */
-#define LG_ERR_RATE_LIMITED 7 /* its index in lg_error_codes */
-#define LG_N_CLOSE  8  /* close codes tracked one by one, then "other" */
+#define LG_MAX_URLS         16
+#define LG_N_CODES          12 /* the protocol's error codes, then "other" */
+#define LG_ERR_RATE_LIMITED 7  /* its index in lg_error_codes */
+#define LG_N_CLOSE          8  /* close codes tracked one by one, then "other" */
 
 struct lg_url {
     char host[64];
@@ -48,14 +48,14 @@ struct lg_run_cfg {
     size_t n_recs;
     const struct lg_url *urls;
     size_t n_urls;
-    double speed;       /* replay time compression, > 0 */
-    double ramp_s;      /* rooms start spread over this */
-    double duration_s;  /* hard cap of the traffic phase */
-    double storm_at_s;  /* storm: when to drop everyone (from the start) */
-    double drain_s;     /* after traffic: wait this long for acks and deliveries */
-    unsigned window;    /* unthrottled: chats in flight per connection */
-    unsigned sources;   /* >1: bind connection i to 127.0.0.(1 + i % sources)... */
-    int progress;       /* print a live line on stderr */
+    double speed;                      /* replay time compression, > 0 */
+    double ramp_s;                     /* rooms start spread over this */
+    double duration_s;                 /* hard cap of the traffic phase */
+    double storm_at_s;                 /* storm: when to drop everyone (from the start) */
+    double drain_s;                    /* after traffic: wait this long for acks and deliveries */
+    unsigned window;                   /* unthrottled: chats in flight per connection */
+    unsigned sources;                  /* >1: bind connection i to 127.0.0.(1 + i % sources)... */
+    int progress;                      /* print a live line on stderr */
     const volatile sig_atomic_t *stop; /* set (by a signal handler) to stop early */
 };
 
@@ -75,9 +75,9 @@ struct lg_run_result {
     int close_codes[LG_N_CLOSE];
     uint64_t close_counts[LG_N_CLOSE + 1];
     struct lg_verify_result verify;
-    double elapsed_s;  /* the whole run */
-    double traffic_s;  /* the first chat to the end of the traffic phase */
-    int interrupted;   /* SIGINT */
+    double elapsed_s; /* the whole run */
+    double traffic_s; /* the first chat to the end of the traffic phase */
+    int interrupted;  /* SIGINT */
 };
 
 extern const char *const lg_error_codes[LG_N_CODES];

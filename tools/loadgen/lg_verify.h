@@ -18,15 +18,15 @@
 struct lg_verify;
 
 struct lg_verify_result {
-    uint64_t acked;       /* distinct acknowledged seqs */
-    uint64_t dup_acks;    /* a second ack naming an acked seq for another message */
-    uint64_t expected;    /* acked x members: the deliveries owed */
-    uint64_t delivered;   /* deliveries of acked seqs (duplicates included) */
-    uint64_t lost;        /* (acked seq, member) pairs never delivered */
-    uint64_t duplicated;  /* deliveries beyond the first of one seq to one member */
-    uint64_t reordered;   /* deliveries whose seq was below one already received */
-    uint64_t unacked;     /* distinct seqs delivered but never acked (e.g. lost acks) */
-    uint64_t overflow;    /* seqs beyond max_seqs: not verified */
+    uint64_t acked;      /* distinct acknowledged seqs */
+    uint64_t dup_acks;   /* a second ack naming an acked seq for another message */
+    uint64_t expected;   /* acked x members: the deliveries owed */
+    uint64_t delivered;  /* deliveries of acked seqs (duplicates included) */
+    uint64_t lost;       /* (acked seq, member) pairs never delivered */
+    uint64_t duplicated; /* deliveries beyond the first of one seq to one member */
+    uint64_t reordered;  /* deliveries whose seq was below one already received */
+    uint64_t unacked;    /* distinct seqs delivered but never acked (e.g. lost acks) */
+    uint64_t overflow;   /* seqs beyond max_seqs: not verified */
 };
 
 /* A verifier for n_members connections (1..LG_VERIFY_MAX_MEMBERS) and seqs

@@ -21,10 +21,10 @@
 #include "lg_report.h"
 #include "lg_run.h"
 
-#define EXIT_FAILED 1
-#define EXIT_USAGE  2
-#define MAX_RECS    64
-#define MAX_DURATION_S 3600.0
+#define EXIT_FAILED        1
+#define EXIT_USAGE         2
+#define MAX_RECS           64
+#define MAX_DURATION_S     3600.0
 #define DEFAULT_DURATION_S 60.0
 
 static volatile sig_atomic_t g_stop; /* set by SIGINT/SIGTERM; main's own state */
@@ -207,25 +207,53 @@ static int parse_mode(const char *s, enum lg_mode *m)
 }
 
 enum {
-    O_SETUP = 256, O_CLEANUP, O_EXPORT, O_OUT, O_DB, O_FIX, O_REC, O_URL, O_ROOMS, O_FIRST,
-    O_SPEED, O_RAMP, O_DURATION, O_STORM, O_DRAIN, O_WINDOW, O_SOURCES, O_JSON, O_NOPROG,
-    O_MODE, O_MINUTES, O_HELP
+    O_SETUP = 256,
+    O_CLEANUP,
+    O_EXPORT,
+    O_OUT,
+    O_DB,
+    O_FIX,
+    O_REC,
+    O_URL,
+    O_ROOMS,
+    O_FIRST,
+    O_SPEED,
+    O_RAMP,
+    O_DURATION,
+    O_STORM,
+    O_DRAIN,
+    O_WINDOW,
+    O_SOURCES,
+    O_JSON,
+    O_NOPROG,
+    O_MODE,
+    O_MINUTES,
+    O_HELP
 };
 
-static const struct option LONGOPTS[] = {
-    {"setup", required_argument, NULL, O_SETUP},   {"cleanup", no_argument, NULL, O_CLEANUP},
-    {"export", required_argument, NULL, O_EXPORT}, {"out", required_argument, NULL, O_OUT},
-    {"db", required_argument, NULL, O_DB},         {"fixtures", required_argument, NULL, O_FIX},
-    {"recording", required_argument, NULL, O_REC}, {"url", required_argument, NULL, O_URL},
-    {"rooms", required_argument, NULL, O_ROOMS},   {"first", required_argument, NULL, O_FIRST},
-    {"speed", required_argument, NULL, O_SPEED},   {"ramp", required_argument, NULL, O_RAMP},
-    {"duration", required_argument, NULL, O_DURATION},
-    {"storm-at", required_argument, NULL, O_STORM},
-    {"drain", required_argument, NULL, O_DRAIN},   {"window", required_argument, NULL, O_WINDOW},
-    {"sources", required_argument, NULL, O_SOURCES}, {"json", no_argument, NULL, O_JSON},
-    {"no-progress", no_argument, NULL, O_NOPROG},  {"mode", required_argument, NULL, O_MODE},
-    {"room-minutes", required_argument, NULL, O_MINUTES}, {"help", no_argument, NULL, O_HELP},
-    {NULL, 0, NULL, 0}};
+static const struct option LONGOPTS[] = {{"setup", required_argument, NULL, O_SETUP},
+                                         {"cleanup", no_argument, NULL, O_CLEANUP},
+                                         {"export", required_argument, NULL, O_EXPORT},
+                                         {"out", required_argument, NULL, O_OUT},
+                                         {"db", required_argument, NULL, O_DB},
+                                         {"fixtures", required_argument, NULL, O_FIX},
+                                         {"recording", required_argument, NULL, O_REC},
+                                         {"url", required_argument, NULL, O_URL},
+                                         {"rooms", required_argument, NULL, O_ROOMS},
+                                         {"first", required_argument, NULL, O_FIRST},
+                                         {"speed", required_argument, NULL, O_SPEED},
+                                         {"ramp", required_argument, NULL, O_RAMP},
+                                         {"duration", required_argument, NULL, O_DURATION},
+                                         {"storm-at", required_argument, NULL, O_STORM},
+                                         {"drain", required_argument, NULL, O_DRAIN},
+                                         {"window", required_argument, NULL, O_WINDOW},
+                                         {"sources", required_argument, NULL, O_SOURCES},
+                                         {"json", no_argument, NULL, O_JSON},
+                                         {"no-progress", no_argument, NULL, O_NOPROG},
+                                         {"mode", required_argument, NULL, O_MODE},
+                                         {"room-minutes", required_argument, NULL, O_MINUTES},
+                                         {"help", no_argument, NULL, O_HELP},
+                                         {NULL, 0, NULL, 0}};
 
 static int bad(const char *opt, const char *val)
 {
@@ -247,16 +275,23 @@ static int parse_opt(struct opts *o, int c, const char *a)
 {
     switch (c) {
     case O_SETUP:
-        return set_cmd(o, "setup") ? -1
-               : parse_long(a, 1, LG_FIX_MAX_ROOMS, &o->setup_n) ? bad("setup", a) : 0;
+        return set_cmd(o, "setup")                               ? -1
+               : parse_long(a, 1, LG_FIX_MAX_ROOMS, &o->setup_n) ? bad("setup", a)
+                                                                 : 0;
     case O_CLEANUP:
         return set_cmd(o, "cleanup");
     case O_EXPORT:
         o->export_id = a;
         return set_cmd(o, "export");
-    case O_OUT: o->out = a; return 0;
-    case O_DB: o->db = a; return 0;
-    case O_FIX: o->fixtures = a; return 0;
+    case O_OUT:
+        o->out = a;
+        return 0;
+    case O_DB:
+        o->db = a;
+        return 0;
+    case O_FIX:
+        o->fixtures = a;
+        return 0;
     case O_REC:
         if (o->n_recs == MAX_RECS) {
             return bad("recording", "too many");
@@ -268,30 +303,52 @@ static int parse_opt(struct opts *o, int c, const char *a)
             return bad("url", "too many");
         }
         return parse_url(a, &o->urls[o->n_urls++]);
-    case O_ROOMS: return parse_long(a, 1, LG_FIX_MAX_ROOMS, &o->rooms) ? bad("rooms", a) : 0;
-    case O_FIRST: return parse_long(a, 0, LG_FIX_MAX_ROOMS, &o->first) ? bad("first", a) : 0;
-    case O_SPEED: return parse_double(a, 0.001, 100000, &o->speed) ? bad("speed", a) : 0;
-    case O_RAMP: return parse_double(a, 0, MAX_DURATION_S, &o->ramp) ? bad("ramp", a) : 0;
+    case O_ROOMS:
+        return parse_long(a, 1, LG_FIX_MAX_ROOMS, &o->rooms) ? bad("rooms", a) : 0;
+    case O_FIRST:
+        return parse_long(a, 0, LG_FIX_MAX_ROOMS, &o->first) ? bad("first", a) : 0;
+    case O_SPEED:
+        return parse_double(a, 0.001, 100000, &o->speed) ? bad("speed", a) : 0;
+    case O_RAMP:
+        return parse_double(a, 0, MAX_DURATION_S, &o->ramp) ? bad("ramp", a) : 0;
     case O_DURATION:
         return parse_double(a, 0.1, MAX_DURATION_S, &o->duration) ? bad("duration", a) : 0;
-    case O_STORM: return parse_double(a, 0, MAX_DURATION_S, &o->storm_at) ? bad("storm-at", a) : 0;
-    case O_DRAIN: return parse_double(a, 0, 600, &o->drain) ? bad("drain", a) : 0;
-    case O_WINDOW: return parse_long(a, 1, 128, &o->window) ? bad("window", a) : 0;
-    case O_SOURCES: return parse_long(a, 1, 65536, &o->sources) ? bad("sources", a) : 0;
-    case O_MINUTES: return parse_long(a, 1, 1440, &o->room_minutes) ? bad("room-minutes", a) : 0;
-    case O_JSON: o->json = 1; return 0;
-    case O_NOPROG: o->progress = 0; return 0;
-    case O_MODE: return parse_mode(a, &o->mode) ? bad("mode", a) : 0;
-    default: return -1;
+    case O_STORM:
+        return parse_double(a, 0, MAX_DURATION_S, &o->storm_at) ? bad("storm-at", a) : 0;
+    case O_DRAIN:
+        return parse_double(a, 0, 600, &o->drain) ? bad("drain", a) : 0;
+    case O_WINDOW:
+        return parse_long(a, 1, 128, &o->window) ? bad("window", a) : 0;
+    case O_SOURCES:
+        return parse_long(a, 1, 65536, &o->sources) ? bad("sources", a) : 0;
+    case O_MINUTES:
+        return parse_long(a, 1, 1440, &o->room_minutes) ? bad("room-minutes", a) : 0;
+    case O_JSON:
+        o->json = 1;
+        return 0;
+    case O_NOPROG:
+        o->progress = 0;
+        return 0;
+    case O_MODE:
+        return parse_mode(a, &o->mode) ? bad("mode", a) : 0;
+    default:
+        return -1;
     }
 }
 
 /* 0 parsed, 1 --help shown, -1 bad usage. */
 static int parse_args(int argc, char **argv, struct opts *o)
 {
-    *o = (struct opts){.cmd = "run", .fixtures = "loadgen-fixtures.tsv", .speed = 1,
-                       .duration = DEFAULT_DURATION_S, .storm_at = -1, .drain = 10,
-                       .window = 8, .sources = 1, .room_minutes = 60, .progress = 1};
+    *o = (struct opts){.cmd = "run",
+                       .fixtures = "loadgen-fixtures.tsv",
+                       .speed = 1,
+                       .duration = DEFAULT_DURATION_S,
+                       .storm_at = -1,
+                       .drain = 10,
+                       .window = 8,
+                       .sources = 1,
+                       .room_minutes = 60,
+                       .progress = 1};
     int c;
     while ((c = getopt_long(argc, argv, "h", LONGOPTS, NULL)) != -1) {
         if (c == 'h' || c == O_HELP) {
@@ -406,7 +463,8 @@ static int cmd_run(const struct opts *o)
         }
     }
     if (n_recs == 0 && o->mode != LG_MODE_IDLE) {
-        (void)fprintf(stderr, "coach-loadgen: --mode %s needs --recording\n", lg_mode_name(o->mode));
+        (void)fprintf(stderr, "coach-loadgen: --mode %s needs --recording\n",
+                      lg_mode_name(o->mode));
         goto out;
     }
     struct lg_rec dummy = {.name = (char *)"none"};
@@ -424,13 +482,23 @@ static int cmd_run(const struct opts *o)
         goto out;
     }
     raise_nofile((rlim_t)(2 * rooms + 64));
-    struct lg_run_cfg cfg = {
-        .mode = o->mode, .fx = &fx, .first = first, .n_rooms = rooms,
-        .recs = n_recs ? recs : &none, .n_recs = n_recs ? n_recs : 1, .urls = o->urls,
-        .n_urls = o->n_urls, .speed = o->speed, .ramp_s = o->ramp, .duration_s = o->duration,
-        .storm_at_s = o->storm_at >= 0 ? o->storm_at : o->duration / 2, .drain_s = o->drain,
-        .window = (unsigned)o->window, .sources = (unsigned)o->sources,
-        .progress = o->progress && isatty(STDERR_FILENO), .stop = &g_stop};
+    struct lg_run_cfg cfg = {.mode = o->mode,
+                             .fx = &fx,
+                             .first = first,
+                             .n_rooms = rooms,
+                             .recs = n_recs ? recs : &none,
+                             .n_recs = n_recs ? n_recs : 1,
+                             .urls = o->urls,
+                             .n_urls = o->n_urls,
+                             .speed = o->speed,
+                             .ramp_s = o->ramp,
+                             .duration_s = o->duration,
+                             .storm_at_s = o->storm_at >= 0 ? o->storm_at : o->duration / 2,
+                             .drain_s = o->drain,
+                             .window = (unsigned)o->window,
+                             .sources = (unsigned)o->sources,
+                             .progress = o->progress && isatty(STDERR_FILENO),
+                             .stop = &g_stop};
     struct lg_run_result *res = malloc(sizeof *res);
     if (res == NULL || lg_run(&cfg, res, &err) != 0) {
         (void)fprintf(stderr, "coach-loadgen: %s\n", res ? err.msg : "out of memory");
