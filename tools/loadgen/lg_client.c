@@ -26,7 +26,7 @@
 
 #define LG_SLOTS        256
 #define OUT_CAP         64
-#define RX_MAX          (8u * 1024 * 1024)
+#define RX_MAX          ((size_t)8 * 1024 * 1024)
 #define VERIFY_MAX_SEQS (1u << 22)
 #define RECONNECT_US    200000
 #define STORM_RECONNECT 1000

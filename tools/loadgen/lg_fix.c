@@ -71,8 +71,9 @@ int lg_fix_load(const char *path, struct lg_fixtures *out, struct lg_err *err)
 {
     FILE *f = fopen(path, "r");
     if (f == NULL) {
-        fail(err, "%s: cannot open (errno %d)", path, errno);
-        return -errno;
+        int e = errno;
+        fail(err, "%s: cannot open (errno %d)", path, e);
+        return -e;
     }
     struct lg_fixtures fx = {0};
     size_t cap = 0;
@@ -320,7 +321,7 @@ static int insert_rows(PGconn *c, struct arr *a, const char *tag, int duration_m
         rc = db_exec(c, "COMMIT", 0, NULL, NULL, err);
     }
     if (rc != 0) {
-        struct lg_err ignored;
+        struct lg_err ignored = {{0}};
         (void)db_exec(c, "ROLLBACK", 0, NULL, NULL, &ignored);
     }
     return rc;
@@ -482,12 +483,13 @@ static void export_transcript(struct exporter *x, char *t)
             *nl = '\0';
         }
         int hh, mm, ss, pos = 0;
+        /* NOLINTNEXTLINE(cert-err34-c): two-digit fields, their count checked */
         if (sscanf(line, "[%2d:%2d:%2d]%n", &hh, &mm, &ss, &pos) == 3 && pos > 0) {
             char *coach = strstr(line + pos, " (coach): ");
             char *client = strstr(line + pos, " (client): ");
             char *mark = coach && (!client || coach < client) ? coach : client;
             if (mark != NULL) {
-                int64_t at = ((int64_t)hh * 3600 + mm * 60 + ss) * 1000;
+                int64_t at = ((int64_t)hh * 3600 + (int64_t)mm * 60 + ss) * 1000;
                 if (first < 0) {
                     first = at;
                 }

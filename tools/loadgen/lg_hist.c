@@ -31,7 +31,7 @@ unsigned lg_hist_index(uint64_t v)
     if (v > LG_HIST_MAX_VALUE) {
         v = LG_HIST_MAX_VALUE;
     }
-    if (v < 2 * LG_HIST_SUB) {
+    if (v < (uint64_t)2 * LG_HIST_SUB) {
         return (unsigned)v;
     }
     unsigned shift = highest_bit(v) - LG_HIST_SUB_BITS;

@@ -345,29 +345,62 @@ int lg_rec_parse(const char *name, const char *buf, size_t len, struct lg_rec **
     return 0;
 }
 
+/* Read all of f into a new buffer (*len bytes), at most LG_REC_MAX_FILE;
+ * -EFBIG beyond it. */
+static int read_all(FILE *f, char **out, size_t *len)
+{
+    size_t cap = 64 * 1024, n = 0;
+    char *buf = malloc(cap);
+    while (buf != NULL) {
+        n += fread(buf + n, 1, cap - n, f);
+        if (n < cap || ferror(f)) {
+            break;
+        }
+        if (cap > LG_REC_MAX_FILE) {
+            free(buf);
+            return -EFBIG;
+        }
+        char *nb = realloc(buf, cap * 2);
+        if (nb == NULL) {
+            break;
+        }
+        buf = nb;
+        cap *= 2;
+    }
+    if (buf == NULL || n == cap) {
+        free(buf);
+        return -ENOMEM;
+    }
+    if (ferror(f)) {
+        free(buf);
+        return -EIO;
+    }
+    if (n > LG_REC_MAX_FILE) {
+        free(buf);
+        return -EFBIG;
+    }
+    *out = buf;
+    *len = n;
+    return 0;
+}
+
 int lg_rec_load(const char *path, struct lg_rec **out, struct lg_err *err)
 {
     FILE *f = fopen(path, "rb");
     if (f == NULL) {
-        (void)snprintf(err->msg, sizeof err->msg, "%s: cannot open (errno %d)", path, errno);
-        return -errno;
+        int e = errno;
+        (void)snprintf(err->msg, sizeof err->msg, "%s: cannot open (errno %d)", path, e);
+        return -e;
     }
-    char *buf = malloc(LG_REC_MAX_FILE + 1);
-    if (buf == NULL) {
-        (void)fclose(f);
-        return -ENOMEM;
-    }
-    size_t n = fread(buf, 1, LG_REC_MAX_FILE + 1, f);
-    int rd_err = ferror(f);
+    char *buf = NULL;
+    size_t n = 0;
+    int rc = read_all(f, &buf, &n);
     (void)fclose(f);
-    int rc;
-    if (rd_err) {
-        (void)snprintf(err->msg, sizeof err->msg, "%s: read error", path);
-        rc = -EIO;
-    } else if (n > LG_REC_MAX_FILE) {
-        (void)snprintf(err->msg, sizeof err->msg, "%s: larger than %d bytes", path,
+    if (rc == -EFBIG) {
+        (void)snprintf(err->msg, sizeof err->msg, "%s: larger than %zu bytes", path,
                        LG_REC_MAX_FILE);
-        rc = -EFBIG;
+    } else if (rc != 0) {
+        (void)snprintf(err->msg, sizeof err->msg, "%s: cannot read it", path);
     } else {
         rc = lg_rec_parse(path, buf, n, out, err);
     }

@@ -26,7 +26,7 @@
 #define LG_REC_MAX_TEXT    4000
 #define LG_REC_MAX_COMMENT 2000
 #define LG_REC_MAX_AT_MS   (24LL * 3600 * 1000)
-#define LG_REC_MAX_FILE    (64 * 1024 * 1024)
+#define LG_REC_MAX_FILE    ((size_t)64 * 1024 * 1024)
 
 enum lg_who { LG_WHO_COACH = 0, LG_WHO_CLIENT = 1 };
 enum lg_ev_type { LG_EV_CHAT, LG_EV_TYPING, LG_EV_END, LG_EV_RATE };
