@@ -29,7 +29,7 @@
 #define RX_MAX          ((size_t)8 * 1024 * 1024)
 #define VERIFY_MAX_SEQS (1u << 22)
 #define RECONNECT_US    200000
-#define STORM_RECONNECT 1000
+#define STORM_SPREAD_US 500000
 #define ROOM_POLL_US    50000
 #define TICK_US         100000
 #define CLOSE_GRACE_US  3000000
@@ -352,8 +352,11 @@ static void conn_lost(struct conn *c, int failed)
         c->t_drop_us = now_us();
     }
     L->res->reconnects += c->joined_once;
+    /* a storm's reconnects spread over STORM_SPREAD_US, so some members
+     * are back (and chatting) while others are still away */
     lws_sul_schedule(L->ctx, 0, &c->sul, reconnect_cb,
-                     c->dropping ? STORM_RECONNECT : RECONNECT_US);
+                     c->dropping ? 1 + (lws_usec_t)randombytes_uniform(STORM_SPREAD_US)
+                                 : RECONNECT_US);
     c->dropping = 0;
 }
 
@@ -420,13 +423,16 @@ static void room_fire(lws_sorted_usec_list_t *sul)
         L->cfg->mode == LG_MODE_UNTHROTTLED) {
         return;
     }
-    if (r->c[0].st != CS_JOINED || r->c[1].st != CS_JOINED) {
-        lws_sul_schedule(L->ctx, 0, &r->sul, room_fire, ROOM_POLL_US);
-        return;
-    }
     int64_t now = now_us();
     while (r->next_ev < r->rec->n && due_us(r, r->next_ev) <= now) {
-        room_event(r, &r->rec->ev[r->next_ev]);
+        const struct lg_event *ev = &r->rec->ev[r->next_ev];
+        /* the sender must be there; the other member may be away (a storm):
+         * it recovers what it missed with since */
+        if (r->c[ev->who].st != CS_JOINED) {
+            lws_sul_schedule(L->ctx, 0, &r->sul, room_fire, ROOM_POLL_US);
+            return;
+        }
+        room_event(r, ev);
         r->next_ev++;
     }
     if (r->next_ev == r->rec->n) {
@@ -555,6 +561,7 @@ static void on_joined(struct conn *c, json_t *m)
         json_array_foreach(json_object_get(m, "history"), i, h)
         {
             deliver(c, h);
+            L->res->recovered++;
         }
         if (c->t_drop_us != 0) {
             lg_hist_record(&L->res->reconnect_us, (uint64_t)(now - c->t_drop_us));
@@ -785,7 +792,9 @@ static void tick(lws_sorted_usec_list_t *sul)
         if (cfg->mode == LG_MODE_STORM && !L->storm_done && t >= (int64_t)(cfg->storm_at_s * 1e6)) {
             storm_drop(L);
         }
-        int replaying = cfg->mode == LG_MODE_REPLAY || cfg->mode == LG_MODE_STORM;
+        /* a storm happens even when the recordings end before it */
+        int replaying =
+            cfg->mode == LG_MODE_REPLAY || (cfg->mode == LG_MODE_STORM && L->storm_done);
         if (t >= (int64_t)(cfg->duration_s * 1e6) ||
             (replaying && L->res->rooms_finished == L->n)) {
             traffic_over(L, now);

@@ -54,9 +54,10 @@ void lg_report_text(FILE *out, const struct lg_run_cfg *cfg, const struct lg_run
                   cfg->n_urls, res->elapsed_s, res->interrupted ? " (interrupted)" : "");
     (void)fprintf(out,
                   "  connections: %llu attempts, %llu failed, %llu joined at peak, %llu "
-                  "reconnects\n",
+                  "reconnects, %llu messages recovered with since\n",
                   (unsigned long long)res->conn_attempts, (unsigned long long)res->conn_failed,
-                  (unsigned long long)res->joined_peak, (unsigned long long)res->reconnects);
+                  (unsigned long long)res->joined_peak, (unsigned long long)res->reconnects,
+                  (unsigned long long)res->recovered);
     (void)fprintf(out,
                   "  chats: %llu sent, %llu resent, %llu acked (%.1f/s over %.1f s), %llu "
                   "refused, %llu unanswered, %llu not sent (window/outbox full)\n",
@@ -176,6 +177,7 @@ static json_t *counts_json(const struct lg_run_result *res)
     J_INT(o, "chats_refused", res->chat_errors);
     J_INT(o, "not_sent_full", res->skipped_full);
     J_INT(o, "messages_received", res->messages_in);
+    J_INT(o, "recovered_by_since", res->recovered);
     J_INT(o, "typing_sent", res->typing_sent);
     J_INT(o, "ends_sent", res->ends_sent);
     J_INT(o, "rates_sent", res->rates_sent);
