@@ -452,8 +452,12 @@ static void emit(struct exporter *x, json_t *o, int64_t at_ms)
         at_ms = x->last_ms;
     }
     x->last_ms = at_ms;
-    json_object_set_new(o, "at_ms", json_integer(at_ms));
-    char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_t *line = json_pack("{sI}", "at_ms", (json_int_t)at_ms); /* at_ms first */
+    if (line != NULL) {
+        (void)json_object_update(line, o);
+    }
+    char *s = line ? json_dumps(line, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(line);
     if (s != NULL) {
         (void)fprintf(x->out, "%s\n", s);
         x->n++;
