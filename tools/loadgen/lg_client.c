@@ -30,6 +30,7 @@
 #define VERIFY_MAX_SEQS (1u << 22)
 #define RECONNECT_US    200000
 #define STORM_SPREAD_US 500000
+#define RATE_WAIT_US    5000000
 #define ROOM_POLL_US    50000
 #define TICK_US         100000
 #define CLOSE_GRACE_US  3000000
@@ -256,7 +257,7 @@ static void refill(struct conn *c)
     struct loop *L = c->L;
     const struct lg_rec *rec = c->room->rec;
     if (L->cfg->mode != LG_MODE_UNTHROTTLED || L->phase != PH_TRAFFIC || c->st != CS_JOINED ||
-        c->room->ended || !c->room->started) {
+        c->room->ended || !c->room->started || rec->n_chats == 0) {
         return;
     }
     while (c->inflight < L->cfg->window && c->out_n < OUT_CAP) {
@@ -428,7 +429,11 @@ static void room_fire(lws_sorted_usec_list_t *sul)
         const struct lg_event *ev = &r->rec->ev[r->next_ev];
         /* the sender must be there; the other member may be away (a storm):
          * it recovers what it missed with since */
-        if (r->c[ev->who].st != CS_JOINED) {
+        /* a rating waits (up to RATE_WAIT_US) for the end to be broadcast:
+         * the end and the rating travel on different connections */
+        int wait_end = ev->type == LG_EV_RATE && !r->ended &&
+                       now < due_us(r, r->next_ev) + RATE_WAIT_US && L->cfg->mode != LG_MODE_STORM;
+        if (r->c[ev->who].st != CS_JOINED || wait_end) {
             lws_sul_schedule(L->ctx, 0, &r->sul, room_fire, ROOM_POLL_US);
             return;
         }
