@@ -28,7 +28,8 @@
 #define OUT_CAP         64
 #define RX_MAX          ((size_t)8 * 1024 * 1024)
 #define VERIFY_MAX_SEQS (1u << 22)
-#define RECONNECT_US    200000
+#define RECONNECT_US    200000 /* first retry; doubles per failure */
+#define RECONNECT_MAX   5000000
 #define STORM_SPREAD_US 500000
 #define RATE_WAIT_US    5000000
 #define ROOM_POLL_US    50000
@@ -65,7 +66,8 @@ struct conn {
     int64_t t_drop_us; /* the connection was lost (0: first connect) */
     int dropping;      /* we are closing it (storm) */
     int joined_once;
-    int dead; /* refused for good (join error): no reconnect */
+    int dead;       /* refused for good (join error): no reconnect */
+    unsigned fails; /* attempts since the last join */
     char *out[OUT_CAP];
     size_t out_len[OUT_CAP];
     unsigned out_head, out_n;
@@ -295,6 +297,24 @@ static void resend_inflight(struct conn *c)
 
 static void conn_connect(struct conn *c);
 
+/* The delay before the next attempt: RECONNECT_US doubling with each
+ * attempt that failed since the last join, at most RECONNECT_MAX, with
+ * jitter so that failed connections do not come back in lockstep. */
+static lws_usec_t retry_delay(struct conn *c)
+{
+    lws_usec_t d = RECONNECT_US;
+    for (unsigned k = 0; k < c->fails && d < RECONNECT_MAX; k++) {
+        d *= 2;
+    }
+    if (d > RECONNECT_MAX) {
+        d = RECONNECT_MAX;
+    }
+    if (c->fails < 32) {
+        c->fails++;
+    }
+    return d / 2 + (lws_usec_t)randombytes_uniform((uint32_t)(d / 2) + 1);
+}
+
 static void reconnect_cb(lws_sorted_usec_list_t *sul)
 {
     conn_connect(conn_of_sul(sul));
@@ -330,7 +350,7 @@ static void conn_connect(struct conn *c)
         c->wsi = NULL;
         c->st = CS_IDLE;
         L->res->conn_failed++;
-        lws_sul_schedule(L->ctx, 0, &c->sul, reconnect_cb, RECONNECT_US);
+        lws_sul_schedule(L->ctx, 0, &c->sul, reconnect_cb, retry_delay(c));
     }
 }
 
@@ -357,7 +377,7 @@ static void conn_lost(struct conn *c, int failed)
      * are back (and chatting) while others are still away */
     lws_sul_schedule(L->ctx, 0, &c->sul, reconnect_cb,
                      c->dropping ? 1 + (lws_usec_t)randombytes_uniform(STORM_SPREAD_US)
-                                 : RECONNECT_US);
+                                 : retry_delay(c));
     c->dropping = 0;
 }
 
@@ -550,6 +570,7 @@ static void on_joined(struct conn *c, json_t *m)
     struct room *r = c->room;
     int64_t now = now_us();
     c->st = CS_JOINED;
+    c->fails = 0;
     L->joined_now++;
     if (L->joined_now > L->res->joined_peak) {
         L->res->joined_peak = L->joined_now;
