@@ -5,8 +5,9 @@
 # starts the real gateway (COACH_GATEWAY_BIN) on a free port, creates 4
 # rooms with `coach-loadgen --setup 4`, replays the recordings of
 # tools/sessions in 2 rooms at high speed with verification, runs the
-# reconnect storm in the 2 others, checks both JSON summaries (chats acked,
-# no loss, no duplicates), exports one finished session back into a
+# reconnect storm in the 2 others, then the unthrottled mode there, checks
+# the JSON summaries (chats acked, no loss, no duplicates, rate_limited
+# counted), exports one finished session back into a
 # recording and parses it, cleans up with --cleanup, and removes the
 # gateway and the database. Finishes in well under 60 s.
 set -euo pipefail
@@ -99,6 +100,17 @@ rc=0
 check_json "$TMP/storm.json" storm
 jq -e '.counts.reconnects >= 4 and .latency_ms.reconnect.count >= 4' "$TMP/storm.json" \
     >/dev/null || die "storm: the connections did not all reconnect"
+
+say "unthrottled: the same 2 rooms, 2 s"
+rc=0
+"$LOADGEN" --url "$URL" --fixtures "$TMP/fx.tsv" --first 2 --rooms 2 --mode unthrottled \
+    --recording "$SRC/tools/sessions/breathing.jsonl" --duration 2 --drain 5 --json \
+    >"$TMP/flood.json" || rc=$?
+((rc == 0)) || { cat "$TMP/flood.json" >&2; die "unthrottled exited with $rc"; }
+check_json "$TMP/flood.json" unthrottled
+# The gateway's per-connection limit (10/s, bursts of 20) must show.
+jq -e '.errors.rate_limited > 0' "$TMP/flood.json" >/dev/null ||
+    die "unthrottled: no rate_limited errors counted"
 
 say "export: a finished session back into a recording"
 SID=$(psql "$DBURL" -tA -c "SELECT s.\"id\" FROM \"Session\" s JOIN \"User\" u ON u.\"id\" = s.\"userId\" WHERE s.\"status\" = 'completed' AND u.\"role\" = 'client' ORDER BY s.\"id\" LIMIT 1")
