@@ -24,6 +24,7 @@
 #include "lg_fix.h"
 #include "lg_hist.h"
 #include "lg_rec.h"
+#include "lg_url.h"
 #include "lg_verify.h"
 
 enum lg_mode { LG_MODE_REPLAY, LG_MODE_UNTHROTTLED, LG_MODE_IDLE, LG_MODE_STORM };
@@ -32,12 +33,6 @@ enum lg_mode { LG_MODE_REPLAY, LG_MODE_UNTHROTTLED, LG_MODE_IDLE, LG_MODE_STORM 
 #define LG_N_CODES          12 /* the protocol's error codes, then "other" */
 #define LG_ERR_RATE_LIMITED 7  /* its index in lg_error_codes */
 #define LG_N_CLOSE          8  /* close codes tracked one by one, then "other" */
-
-struct lg_url {
-    char host[64];
-    int port;
-    char path[128];
-};
 
 struct lg_run_cfg {
     enum lg_mode mode;

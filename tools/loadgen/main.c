@@ -124,73 +124,11 @@ static int parse_double(const char *s, double lo, double hi, double *out)
     return 0;
 }
 
-/* A host in 127.0.0.0/8, "localhost" or "::1". */
-static int is_loopback(const char *h)
-{
-    if (strcmp(h, "localhost") == 0 || strcmp(h, "::1") == 0) {
-        return 1;
-    }
-    unsigned a, b, c, d;
-    char extra;
-    /* NOLINTNEXTLINE(cert-err34-c): each octet is range-checked below */
-    return sscanf(h, "%u.%u.%u.%u%c", &a, &b, &c, &d, &extra) == 4 && a == 127 && b < 256 &&
-           c < 256 && d < 256;
-}
-
-/* ws://HOST[:PORT][/PATH], HOST loopback. */
 static int parse_url(const char *s, struct lg_url *u)
 {
-    if (strncmp(s, "wss://", 6) == 0) {
-        (void)fprintf(stderr, "coach-loadgen: %s: wss is not supported (loopback, plain ws)\n", s);
-        return -1;
-    }
-    if (strncmp(s, "ws://", 5) != 0) {
-        (void)fprintf(stderr, "coach-loadgen: %s: want ws://HOST:PORT/PATH\n", s);
-        return -1;
-    }
-    const char *h = s + 5, *hend;
-    if (*h == '[') {
-        hend = strchr(h, ']');
-        if (hend == NULL) {
-            return -1;
-        }
-        h++;
-    } else {
-        hend = h + strcspn(h, ":/");
-    }
-    size_t hl = (size_t)(hend - h);
-    if (hl == 0 || hl >= sizeof u->host) {
-        (void)fprintf(stderr, "coach-loadgen: %s: bad host\n", s);
-        return -1;
-    }
-    memcpy(u->host, h, hl);
-    u->host[hl] = '\0';
-    const char *p = *hend == ']' ? hend + 1 : hend;
-    u->port = 80;
-    if (*p == ':') {
-        char port[8];
-        size_t pl = strcspn(p + 1, "/");
-        long v;
-        if (pl == 0 || pl >= sizeof port) {
-            return -1;
-        }
-        memcpy(port, p + 1, pl);
-        port[pl] = '\0';
-        if (parse_long(port, 1, 65535, &v) != 0) {
-            (void)fprintf(stderr, "coach-loadgen: %s: bad port\n", s);
-            return -1;
-        }
-        u->port = (int)v;
-        p += 1 + pl;
-    }
-    if ((size_t)snprintf(u->path, sizeof u->path, "%s", *p ? p : "/ws") >= sizeof u->path) {
-        return -1;
-    }
-    if (!is_loopback(u->host)) {
-        (void)fprintf(stderr,
-                      "coach-loadgen: %s: refusing a non-loopback host (%s): this tool only "
-                      "loads a gateway on this machine (127.0.0.0/8, localhost, ::1)\n",
-                      s, u->host);
+    struct lg_err err = {{0}};
+    if (lg_url_parse(s, u, &err) != 0) {
+        (void)fprintf(stderr, "coach-loadgen: %s\n", err.msg);
         return -1;
     }
     return 0;
