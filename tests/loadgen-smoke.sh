@@ -118,7 +118,8 @@ SID=$(psql "$DBURL" -tA -c "SELECT s.\"id\" FROM \"Session\" s JOIN \"User\" u O
 "$LOADGEN" --export "$SID" --db "$DBURL" --out "$TMP/export.jsonl" || die "--export failed"
 grep -q '"type": *"rate"' "$TMP/export.jsonl" || die "the export has no rating"
 "$LOADGEN" --fixtures "$TMP/fx.tsv" --rooms 1 --recording "$TMP/export.jsonl" --mode idle \
-    --duration 0.1 --drain 0 --url "$URL" >/dev/null 2>&1 || die "the exported recording does not load"
+    --duration 2 --drain 0 --url "$URL" >"$TMP/idle.txt" 2>&1 ||
+    { cat "$TMP/idle.txt" >&2; die "the exported recording does not load"; }
 
 say "cleanup"
 "$LOADGEN" --cleanup --db "$DBURL" || die "--cleanup failed"

@@ -13,15 +13,28 @@ static const double PCTS[] = {50, 90, 99, 99.9};
 static const char *const PCT_NAMES[] = {"p50", "p90", "p99", "p99_9"};
 #define N_PCTS (sizeof PCTS / sizeof PCTS[0])
 
+uint64_t lg_report_unexpected_errors(const struct lg_run_cfg *cfg, const struct lg_run_result *res)
+{
+    uint64_t n = 0;
+    for (int k = 0; k < LG_N_CODES; k++) {
+        if (!(cfg->mode == LG_MODE_UNTHROTTLED && k == LG_ERR_RATE_LIMITED)) {
+            n += res->errors[k];
+        }
+    }
+    return n;
+}
+
 int lg_report_ok(const struct lg_run_cfg *cfg, const struct lg_run_result *res)
 {
-    if (!lg_verify_ok(&res->verify) || res->unanswered > 0) {
+    if (!lg_verify_ok(&res->verify) || res->unanswered > 0 ||
+        lg_report_unexpected_errors(cfg, res) > 0) {
         return 0;
     }
     if (cfg->mode == LG_MODE_IDLE) {
         return res->joined_peak == res->conns;
     }
-    return res->rooms_started > 0;
+    /* every room must have started, unless the run was cut short */
+    return res->rooms_started > 0 && (res->interrupted || res->rooms_started == cfg->n_rooms);
 }
 
 static double ms(uint64_t us)
@@ -89,6 +102,16 @@ void lg_report_text(FILE *out, const struct lg_run_cfg *cfg, const struct lg_run
         any = 1;
     }
     (void)fprintf(out, "%s\n", any ? "" : " none");
+    if (lg_report_unexpected_errors(cfg, res) > 0) {
+        (void)fprintf(out,
+                      "  FAILED: %llu error frames (the recordings are valid: none is expected)\n",
+                      (unsigned long long)lg_report_unexpected_errors(cfg, res));
+    }
+    if (cfg->mode != LG_MODE_IDLE && res->rooms_started < cfg->n_rooms) {
+        (void)fprintf(out, "  %s: %llu of %zu rooms started (both members joined)\n",
+                      res->interrupted ? "note" : "FAILED", (unsigned long long)res->rooms_started,
+                      cfg->n_rooms);
+    }
     if (res->errors[LG_ERR_RATE_LIMITED] > 0) {
         (void)fprintf(out,
                       "  note: %llu chats were refused by the server's per-connection rate "
@@ -138,7 +161,7 @@ static json_t *verify_json(const struct lg_run_result *res)
     return o;
 }
 
-static json_t *errors_json(const struct lg_run_result *res)
+static json_t *errors_json(const struct lg_run_cfg *cfg, const struct lg_run_result *res)
 {
     json_t *e = json_object();
     for (int k = 0; k < LG_N_CODES; k++) {
@@ -157,6 +180,7 @@ static json_t *errors_json(const struct lg_run_result *res)
     json_object_set_new(o, "by_code", e);
     json_object_set_new(o, "closes", c);
     J_INT(o, "rate_limited", res->errors[LG_ERR_RATE_LIMITED]);
+    J_INT(o, "unexpected", lg_report_unexpected_errors(cfg, res));
     J_INT(o, "bad_frames", res->bad_frames);
     return o;
 }
@@ -207,7 +231,7 @@ int lg_report_json(FILE *out, const struct lg_run_cfg *cfg, const struct lg_run_
     json_object_set_new(lat, "delivery", hist_json(&res->delivery_us));
     json_object_set_new(lat, "reconnect", hist_json(&res->reconnect_us));
     json_object_set_new(o, "latency_ms", lat);
-    json_object_set_new(o, "errors", errors_json(res));
+    json_object_set_new(o, "errors", errors_json(cfg, res));
     json_object_set_new(o, "verify", verify_json(res));
     char *s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
     json_decref(o);

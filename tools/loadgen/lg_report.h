@@ -9,8 +9,13 @@
 
 #include "lg_run.h"
 
-/* 1 when the run passed: verification clean, nothing unanswered, at least
- * one room started (idle: every connection joined). */
+/* Error frames that count as failures: all of them, except rate_limited
+ * in the unthrottled mode (which provokes them on purpose). */
+uint64_t lg_report_unexpected_errors(const struct lg_run_cfg *cfg, const struct lg_run_result *res);
+
+/* 1 when the run passed: verification clean, nothing unanswered, no
+ * unexpected error frame, every room started (unless interrupted; idle:
+ * every connection joined). */
 int lg_report_ok(const struct lg_run_cfg *cfg, const struct lg_run_result *res);
 
 /* The human summary. */

@@ -81,7 +81,8 @@ static const char USAGE[] =
     "  --out FILE            --export: where to write\n"
     "\n"
     "Exit status: 0 passed; 1 the run failed (loss, duplicates, reordering,\n"
-    "unanswered chats, nothing started); 2 bad usage or setup error.\n";
+    "unanswered chats, unexpected error frames, rooms that never started);\n"
+    "2 bad usage or setup error.\n";
 
 struct opts {
     const char *cmd; /* "run", "setup", "cleanup", "export" */
