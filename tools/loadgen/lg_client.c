@@ -63,7 +63,6 @@ struct conn {
     struct lws *wsi;
     enum cstate st;
     int64_t t_conn_us; /* this connect attempt began */
-    int64_t t_drop_us; /* the connection was lost (0: first connect) */
     int dropping;      /* we are closing it (storm) */
     int joined_once;
     int dead;       /* refused for good (join error): no reconnect */
@@ -369,9 +368,6 @@ static void conn_lost(struct conn *c, int failed)
     if (L->phase > PH_DRAIN || c->dead) {
         return;
     }
-    if (c->t_drop_us == 0 && c->joined_once) {
-        c->t_drop_us = now_us();
-    }
     L->res->reconnects += c->joined_once;
     /* a storm's reconnects spread over STORM_SPREAD_US, so some members
      * are back (and chatting) while others are still away */
@@ -589,10 +585,9 @@ static void on_joined(struct conn *c, json_t *m)
             deliver(c, h);
             L->res->recovered++;
         }
-        if (c->t_drop_us != 0) {
-            lg_hist_record(&L->res->reconnect_us, (uint64_t)(now - c->t_drop_us));
-            c->t_drop_us = 0;
-        }
+        /* the reconnect itself (connect, hello, join with since), not the
+         * wait before it (a storm's spread, a backoff) */
+        lg_hist_record(&L->res->reconnect_us, (uint64_t)(now - c->t_conn_us));
         resend_inflight(c);
     }
     const char *st = json_string_value(json_object_get(json_object_get(m, "session"), "status"));
@@ -762,14 +757,12 @@ static int any_open(const struct loop *L)
 
 static void storm_drop(struct loop *L)
 {
-    int64_t now = now_us();
     L->storm_done = 1;
     for (size_t i = 0; i < L->n; i++) {
         for (int k = 0; k < 2; k++) {
             struct conn *c = &L->rooms[i].c[k];
             if (c->wsi != NULL) {
                 c->dropping = 1;
-                c->t_drop_us = now;
                 conn_kill(c);
             }
         }

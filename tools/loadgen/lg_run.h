@@ -59,7 +59,7 @@ struct lg_run_result {
     struct lg_hist join_us;      /* connect start -> joined */
     struct lg_hist ack_us;       /* chat sent -> ack */
     struct lg_hist delivery_us;  /* chat sent -> the peer's message */
-    struct lg_hist reconnect_us; /* storm drop / close -> joined again */
+    struct lg_hist reconnect_us; /* a reconnect attempt starts -> joined again (since) */
     uint64_t conns;              /* connections wanted */
     uint64_t conn_attempts, conn_failed, joined_peak, reconnects;
     uint64_t rooms_started, rooms_finished;
