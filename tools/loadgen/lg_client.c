@@ -25,7 +25,7 @@
 #include "lg_run.h"
 
 #define LG_SLOTS        256
-#define OUT_CAP         64
+#define OUT_CAP         128 /* > the largest --window, so a rejoin resends all */
 #define RX_MAX          ((size_t)8 * 1024 * 1024)
 #define VERIFY_MAX_SEQS (1u << 22)
 #define RECONNECT_US    200000 /* first retry; doubles per failure */
@@ -368,7 +368,7 @@ static void conn_lost(struct conn *c, int failed)
     if (L->phase > PH_DRAIN || c->dead) {
         return;
     }
-    L->res->reconnects += c->joined_once;
+    L->res->reconnects += c->joined_once && !failed; /* an established one lost */
     /* a storm's reconnects spread over STORM_SPREAD_US, so some members
      * are back (and chatting) while others are still away */
     lws_sul_schedule(L->ctx, 0, &c->sul, reconnect_cb,

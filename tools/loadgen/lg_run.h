@@ -30,9 +30,10 @@
 enum lg_mode { LG_MODE_REPLAY, LG_MODE_UNTHROTTLED, LG_MODE_IDLE, LG_MODE_STORM };
 
 #define LG_MAX_URLS         16
-#define LG_N_CODES          12 /* the protocol's error codes, then "other" */
-#define LG_ERR_RATE_LIMITED 7  /* its index in lg_error_codes */
-#define LG_N_CLOSE          8  /* close codes tracked one by one, then "other" */
+#define LG_MAX_WINDOW       100 /* unthrottled: chats in flight per connection */
+#define LG_N_CODES          12  /* the protocol's error codes, then "other" */
+#define LG_ERR_RATE_LIMITED 7   /* its index in lg_error_codes */
+#define LG_N_CLOSE          8   /* close codes tracked one by one, then "other" */
 
 struct lg_run_cfg {
     enum lg_mode mode;

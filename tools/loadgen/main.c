@@ -68,7 +68,8 @@ static const char USAGE[] =
     "  --storm-at S          storm: when to drop everyone (default half the duration)\n"
     "  --drain S             after traffic, wait up to S s for acks and deliveries\n"
     "                        (default 10)\n"
-    "  --window N            unthrottled: chats in flight per connection (default 8)\n"
+    "  --window N            unthrottled: chats in flight per connection (1..100,\n"
+    "                        default 8)\n"
     "  --sources N           bind connections to N source addresses 127.0.0.1,\n"
     "                        127.0.0.2, ... (beyond ~28k connections per address)\n"
     "  --json                print the summary as JSON on stdout (the text goes to\n"
@@ -258,7 +259,7 @@ static int parse_opt(struct opts *o, int c, const char *a)
     case O_DRAIN:
         return parse_double(a, 0, 600, &o->drain) ? bad("drain", a) : 0;
     case O_WINDOW:
-        return parse_long(a, 1, 128, &o->window) ? bad("window", a) : 0;
+        return parse_long(a, 1, LG_MAX_WINDOW, &o->window) ? bad("window", a) : 0;
     case O_SOURCES:
         return parse_long(a, 1, 65536, &o->sources) ? bad("sources", a) : 0;
     case O_MINUTES:
