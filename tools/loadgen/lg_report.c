@@ -102,6 +102,12 @@ void lg_report_text(FILE *out, const struct lg_run_cfg *cfg, const struct lg_run
         any = 1;
     }
     (void)fprintf(out, "%s\n", any ? "" : " none");
+    if (res->truncated > 0) {
+        (void)fprintf(out,
+                      "  note: %llu rejoins missed more than the 1000 messages a join with since "
+                      "returns; the rest (not paged) shows as lost\n",
+                      (unsigned long long)res->truncated);
+    }
     if (lg_report_unexpected_errors(cfg, res) > 0) {
         (void)fprintf(out,
                       "  FAILED: %llu error frames (the recordings are valid: none is expected)\n",
@@ -202,6 +208,7 @@ static json_t *counts_json(const struct lg_run_result *res)
     J_INT(o, "not_sent_full", res->skipped_full);
     J_INT(o, "messages_received", res->messages_in);
     J_INT(o, "recovered_by_since", res->recovered);
+    J_INT(o, "recovery_truncated", res->truncated);
     J_INT(o, "typing_sent", res->typing_sent);
     J_INT(o, "ends_sent", res->ends_sent);
     J_INT(o, "rates_sent", res->rates_sent);

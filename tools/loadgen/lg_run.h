@@ -68,6 +68,7 @@ struct lg_run_result {
     uint64_t typing_sent, ends_sent, rates_sent, rated;
     uint64_t messages_in, frames_in, frames_out, bad_frames;
     uint64_t recovered; /* messages received in joined.history after a rejoin (since) */
+    uint64_t truncated; /* rejoins whose history was truncated (not paged) */
     uint64_t errors[LG_N_CODES];
     int close_codes[LG_N_CLOSE];
     uint64_t close_counts[LG_N_CLOSE + 1];
