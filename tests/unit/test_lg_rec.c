@@ -138,6 +138,7 @@ Test(lg_rec, load_reports_missing_file)
  * long, and end with the coach's end and the client's rating. */
 Test(lg_rec, shipped_recordings)
 {
+    /* NOLINTNEXTLINE(concurrency-mt-unsafe): Criterion runs each test in its own process */
     const char *src = getenv("COACH_SOURCE_DIR");
     cr_assert_not_null(src, "COACH_SOURCE_DIR is set by ctest");
     const char *names[] = {"breathing", "anxiety", "onboarding-followup"};
@@ -148,7 +149,7 @@ Test(lg_rec, shipped_recordings)
         struct lg_err err = {{0}};
         cr_assert_eq(lg_rec_load(path, &r, &err), 0, "%s", err.msg);
         cr_assert(r->n >= 60 && r->n <= 120, "%s: %zu events", names[i], r->n);
-        cr_assert(r->length_ms >= 18 * 60000 && r->length_ms <= 22 * 60000, "%s", names[i]);
+        cr_assert(r->length_ms >= 18 * 60000LL && r->length_ms <= 22 * 60000LL, "%s", names[i]);
         cr_assert_eq(r->ev[r->n - 2].type, LG_EV_END);
         cr_assert_eq(r->ev[r->n - 1].type, LG_EV_RATE);
         lg_rec_free(r);

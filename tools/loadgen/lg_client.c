@@ -160,6 +160,7 @@ static int send_json(struct conn *c, json_t *o)
         free(s);
         return -1;
     }
+    /* NOLINTNEXTLINE(bugprone-not-null-terminated-result): a frame, sent by length */
     memcpy(buf + LWS_PRE, s, len);
     free(s);
     unsigned at = (c->out_head + c->out_n) % OUT_CAP;

@@ -349,7 +349,7 @@ int lg_rec_parse(const char *name, const char *buf, size_t len, struct lg_rec **
  * -EFBIG beyond it. */
 static int read_all(FILE *f, char **out, size_t *len)
 {
-    size_t cap = 64 * 1024, n = 0;
+    size_t cap = (size_t)64 * 1024, n = 0;
     char *buf = malloc(cap);
     while (buf != NULL) {
         n += fread(buf + n, 1, cap - n, f);
