@@ -156,6 +156,8 @@ enum gw_conn_state {
 struct gw_conn_room {
     struct gw_room *room;     /* borrowed (rooms live until shutdown) */
     bool joining;             /* `joined` not sent yet: deliveries are in its history */
+    uint64_t floor_seq;       /* the connection has every message up to this seq (since,
+                                 joined's history): catch-ups skip them (catchup.c) */
     struct gw_frame *held[4]; /* timer / session.ended that came while joining */
     size_t n_held;
 };
@@ -200,6 +202,8 @@ struct gw_room {
     bool media[2];                /* coach, client: has a LiveKit participant (webhooks) */
     bool catching_up;             /* a catch-up read is in flight (catchup.c) */
     bool catch_again;             /* and another one is wanted after it */
+    lws_sorted_usec_list_t catch_retry; /* a failed catch-up, tried again */
+    int catch_failures;
     size_t n_deferred;
 };
 

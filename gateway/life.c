@@ -54,6 +54,7 @@ void gw_life_stop(struct gw_room *g)
 {
     lws_sul_cancel(&g->timer);
     lws_sul_cancel(&g->end_retry);
+    lws_sul_cancel(&g->catch_retry);
     g->timer_at_unix_ms = ROOM_NO_DEADLINE;
 }
 

@@ -2,6 +2,7 @@
  * livekit.c: the pure parts of the LiveKit integration: webhook checks and
  * parsing, token minting, the Twirp URL (livekit.h).
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -108,8 +109,9 @@ static int get_i64(const json_t *obj, const char *key, int64_t *out)
         return -1;
     }
     char *end = NULL;
+    errno = 0;
     long long n = strtoll(json_string_value(v), &end, 10);
-    if (end == json_string_value(v) || *end != '\0') {
+    if (errno != 0 || end == json_string_value(v) || *end != '\0') {
         return -1;
     }
     *out = n;
@@ -153,6 +155,11 @@ static int parse_room(const json_t *room, struct store_lk_event *ev)
         get_str(room, "sid", ev->room_sid, sizeof ev->room_sid) != 0 ||
         get_i64(room, "creationTime", &sec) != 0 || get_i64(room, "creationTimeMs", &ms) != 0) {
         return -1;
+    }
+    /* Times beyond year 5000 (or negative) are not LiveKit's: unknown. */
+    static const int64_t max_sec = INT64_C(95617584000);
+    if (sec < 0 || sec > max_sec || ms < 0 || ms > max_sec * 1000) {
+        sec = ms = 0;
     }
     ev->room_created_ms = ms > 0 ? ms : sec * 1000;
     return 0;

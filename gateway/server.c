@@ -318,6 +318,13 @@ void gw_server_free(struct gw_server *srv)
     if (srv == NULL) {
         return;
     }
+    /* The threads that wake the loop (lws_cancel_service on the context)
+     * stop before the context goes; the HTTP clients' last completions
+     * still record through the store. */
+    store_listen_close(srv->listen);
+    srv->listen = NULL;
+    gw_ai_close(srv);
+    gw_lk_close(srv);
     if (srv->ctx != NULL) {
         if (srv->rooms != NULL) {
             gw_rooms_stop_timers(srv);
@@ -325,11 +332,7 @@ void gw_server_free(struct gw_server *srv)
         lws_context_destroy(srv->ctx);
         srv->ctx = NULL;
     }
-    /* After the context: no connection can reference a request any more.
-     * The AI client first: its last completions still record through the store. */
-    gw_ai_close(srv);
-    gw_lk_close(srv);
-    store_listen_close(srv->listen);
+    /* After the context: no connection can reference a request any more. */
     store_close(srv->store);
     if (srv->rooms != NULL) {
         gw_rooms_free(srv);

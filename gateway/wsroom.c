@@ -285,6 +285,7 @@ static bool take_slot(struct gw_conn *c, struct gw_room *g)
     }
     s->room = g;
     s->joining = true;
+    s->floor_seq = 0;
     return true;
 }
 
@@ -368,6 +369,15 @@ static void send_joined(struct gw_conn *c, struct gw_room *g, const struct store
     }
     if (n < h->n_msgs) {
         gw_room_catch_up(g);
+    }
+    /* What this connection has now (its `since`, then the history): a
+     * catch-up delivers it nothing at or below that. */
+    struct gw_conn_room *s = gw__conn_slot(c, g);
+    if (s != NULL) {
+        s->floor_seq = j->has_since && j->since > 0 ? (uint64_t)j->since : 0;
+        if (n > 0 && (uint64_t)h->msgs[n - 1].seq > s->floor_seq) {
+            s->floor_seq = (uint64_t)h->msgs[n - 1].seq;
+        }
     }
     json_t *o =
         json_pack("{s:s, s:s, s:o, s:o, s:o, s:I, s:o, s:b}", "type", "joined", "room", g->room_id,

@@ -124,3 +124,15 @@ int room_on_chat_committed(struct room *r, uint64_t seq, uint64_t conn_id, int64
     msg->seq = seq;
     return 0;
 }
+
+int room_skip_seq(struct room *r, uint64_t seq)
+{
+    if (r == NULL || seq == 0) {
+        return -EINVAL;
+    }
+    if (seq <= r->last_seq + 1) {
+        return 0; /* nothing missing */
+    }
+    r->last_seq = seq - 1;
+    return 1;
+}

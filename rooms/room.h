@@ -412,6 +412,12 @@ int room_on_chat(struct room *r, struct room_conn *c, const struct room_chat_in 
 int room_on_chat_committed(struct room *r, uint64_t seq, uint64_t conn_id, int64_t now_ms,
                            struct room_fx_list *fx);
 
+/* The store found no message between lastSeq and seq (the first one after
+ * lastSeq is seq: the ones before were deleted, e.g. with their "Message"
+ * rows): move lastSeq to seq - 1 so that seq is next. 1 when it moved, 0
+ * when nothing was missing (seq <= lastSeq + 1), -EINVAL for seq 0. */
+int room_skip_seq(struct room *r, uint64_t seq);
+
 /* The clock: call at room_next_deadline_ms() (early or late calls are
  * harmless). Appends at most one effect:
  *  - END reason TIMER (endedAt = endsAt) when now_ms >= endsAt, or reason

@@ -4,9 +4,8 @@
  *
  *  - store__op_lk_event: one webhook event in one transaction. The event
  *    id goes into coach_livekit_event first; a conflict is a redelivery and
- *    nothing else happens. The appointment row is then locked (FOR UPDATE),
- *    which orders the event with an ending of the same session, and the
- *    event's effects follow: the room instance, the participant rows and,
+ *    nothing else happens. The appointment is then read and the event's
+ *    effects follow: the room instance, the participant rows and,
  *    for a participant_joined, the user's Session row (with the statements
  *    of a WebSocket join). Any failure rolls everything back, the id
  *    included, so LiveKit's retry is applied as if it were the first.
@@ -35,11 +34,14 @@ static const char event_insert_sql[] =
     "INSERT INTO coach_livekit_event (id, event, room_id) VALUES ($1, $2, $3)"
     " ON CONFLICT (id) DO NOTHING RETURNING 1";
 
-/* $1 roomId. -> id, coachId, clientId, status, scheduledFor (ms), durationMin. */
+/* $1 roomId. -> id, coachId, clientId, status, scheduledFor (ms), durationMin.
+ * Not locked: the Session upsert that follows takes its locks in the same
+ * order as a WebSocket join (the Session row, then the appointment), and
+ * it never reopens a completed row, so an ending racing with the event
+ * wins either way. */
 static const char appointment_sql[] =
     "SELECT id, \"coachId\", \"clientId\", status, " OPS_SQL_MS(
-        "\"scheduledFor\"") ", \"durationMin\" FROM \"Appointment\" WHERE \"roomId\" = $1"
-                            " FOR UPDATE";
+        "\"scheduledFor\"") ", \"durationMin\" FROM \"Appointment\" WHERE \"roomId\" = $1";
 
 /* $1 roomId. -> the latest instance's sid and creation time (ms). */
 static const char instance_get_sql[] =
@@ -407,11 +409,12 @@ void store__op_lk_close_claim(PGconn *c, struct store_req *req)
     }
     PQclear(res);
     res = run(c, req, close_next_due_sql, 0, NULL, "livekit next due");
-    if (res == NULL) {
-        return; /* the claim is committed: the jobs run, the next poll finds the rest */
+    if (res != NULL) {
+        cl->next_due_unix_ms = store__ops_i64(res, 0, 0);
+        PQclear(res);
     }
-    cl->next_due_unix_ms = store__ops_i64(res, 0, 0);
-    PQclear(res);
+    /* The claim is committed either way: its jobs must run (without the
+     * next due time the caller polls again at its idle interval). */
     req->rc = 0;
 }
 

@@ -162,10 +162,13 @@ Test(multinode, chat_both_ways_across_nodes)
     collect(client, &b, 2 * BURST, BURST);
     assert_exactly_once_in_order(&a, 1, 2 * BURST, "coach on node A");
     assert_exactly_once_in_order(&b, 1, 2 * BURST, "client on node B");
-    /* Nothing more arrives: no late duplicate. */
-    char *extra = wsc_recv(coach, 500, NULL);
-    cr_expect(extra == NULL || strstr(extra, "\"message\"") == NULL, "late frame %s", extra);
-    free(extra);
+    /* Nothing more arrives on either side: no late duplicate. */
+    struct wsc *both[] = {coach, client};
+    for (int k = 0; k < 2; k++) {
+        char *extra = wsc_recv(both[k], 500, NULL);
+        cr_expect(extra == NULL || strstr(extra, "\"message\"") == NULL, "late frame %s", extra);
+        free(extra);
+    }
     char *rows = pgtest_query_value(conninfo, "SELECT count(*) || '|' || max(seq) || '|' ||"
                                               " count(DISTINCT seq) FROM coach_message");
     cr_expect_str_eq(rows, "40|40|40", "the database holds each message once");
@@ -361,4 +364,48 @@ Test(multinode, rolling_restart_during_a_chat_stream_loses_and_duplicates_nothin
     free(rows);
     wsc_close(coach.c, 1000);
     wsc_close(client.c, 1000);
+}
+
+/* Node B's room is behind the database (its messages were written where B
+ * heard nothing: straight into the tables here) when the client rejoins B
+ * with `since` past B's lastSeq, as a client coming from another node does.
+ * B's next catch-up must not hand the client what it already has. */
+Test(multinode, a_rejoin_with_since_beyond_the_nodes_view_gets_no_repeat)
+{
+    struct wsc *client = login(node_b.port, CLIENT);
+    json_decref(join(client));
+    struct wsc *coach = login(node_a.port, COACH);
+    json_decref(join(coach));
+    send_burst(coach, "first", 3);
+    struct seen b0 = {0};
+    collect(client, &b0, 3, 0);
+    wsc_close(client, 1000);
+    /* Seqs 4..8, unannounced. */
+    cr_assert_eq(pgtest_exec(conninfo,
+                             "INSERT INTO \"Message\"(id,\"sessionId\",\"userId\",sender,content)"
+                             " SELECT 'cquiet' || g, s.id, s.\"userId\", 'coach', 'quiet ' || g"
+                             " FROM generate_series(4, 8) g, \"Session\" s"
+                             " WHERE s.\"userId\" = '" COACH "';"
+                             "INSERT INTO coach_message(message_id,appointment_id,seq,user_id,"
+                             "client_msg_id) SELECT 'cquiet' || g, 'cappt1', g, '" COACH "',"
+                             " 'quiet-' || g FROM generate_series(4, 8) g;"
+                             "UPDATE coach_room SET last_seq = 8 WHERE appointment_id = 'cappt1'"),
+                 0);
+    client = login(node_b.port, CLIENT);
+    wsc_send_json(client, "{\"type\":\"join\",\"room\":\"room-1\",\"since\":8}");
+    json_t *j = wsc_expect(client, "joined", WAIT);
+    cr_assert_not_null(j);
+    cr_expect_eq(json_array_size(json_object_get(j, "history")), 0);
+    json_decref(j);
+    /* Seq 9 from node A: B catches up 4..9 and the client gets only 9. */
+    sleep(1);
+    send_burst(coach, "second", 1);
+    struct seen b = {0};
+    collect(client, &b, 1, 0);
+    cr_expect_eq(b.order[0], 9, "the first message after since is 9, got %lld", b.order[0]);
+    char *extra = wsc_recv(client, 700, NULL);
+    cr_expect(extra == NULL || strstr(extra, "\"message\"") == NULL, "repeat %s", extra);
+    free(extra);
+    wsc_close(coach, 1000);
+    wsc_close(client, 1000);
 }

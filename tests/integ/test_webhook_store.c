@@ -159,8 +159,11 @@ Test(webhook_store, concurrent_redeliveries_apply_once, .timeout = 120)
     cr_assert_eq(pgtest_exec(db, pgtest_seed_room1), 0);
     snprintf(env_db, sizeof env_db, "DATABASE_URL=%s", db);
     const char *env[] = {env_db, "LIVEKIT_API_KEY=" KEY, "LIVEKIT_API_SECRET=" SECRET, NULL};
-    struct gwproc gp = {0};
+    /* Two gateways on one database: two store connections, so the
+     * deliveries really race in two transactions on the unique id. */
+    struct gwproc gp = {0}, gp2 = {0};
     cr_assert_eq(gwproc_start(&gp, env, NULL), 0);
+    cr_assert_eq(gwproc_start(&gp2, env, NULL), 0);
 
     enum { N = 10 };
     char body[1024];
@@ -168,7 +171,7 @@ Test(webhook_store, concurrent_redeliveries_apply_once, .timeout = 120)
     struct hook_req r[N];
     CURLM *m = curl_multi_init();
     for (int i = 0; i < N; i++) {
-        hook_init(&r[i], gp.port, body);
+        hook_init(&r[i], i % 2 == 0 ? gp.port : gp2.port, body);
         curl_multi_add_handle(m, r[i].easy);
     }
     int running = 1;
@@ -191,6 +194,8 @@ Test(webhook_store, concurrent_redeliveries_apply_once, .timeout = 120)
     cr_expect_eq(count(db, "SELECT count(*) FROM \"Session\""), 1);
 
     cr_expect_eq(gwproc_stop(&gp, SIGTERM), 0);
+    cr_expect_eq(gwproc_stop(&gp2, SIGTERM), 0);
     unlink(gp.log_path);
+    unlink(gp2.log_path);
     pgtest_db_drop(dbname);
 }

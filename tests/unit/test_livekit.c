@@ -280,6 +280,7 @@ Test(livekit_tokens, admin_token_claims)
     json_t *v = json_object_get(c, "video");
     cr_assert_str_eq(json_string_value(json_object_get(v, "room")), "room-9");
     cr_assert(json_is_true(json_object_get(v, "roomAdmin")));
+    cr_assert(json_is_true(json_object_get(v, "roomCreate")), "LiveKit checks it for DeleteRoom");
     cr_assert_eq(json_integer_value(json_object_get(c, "exp")), 1700000600);
     json_decref(c);
     free(t);

@@ -370,3 +370,17 @@ Test(room_chat, committed_after_end_still_delivered)
     cr_assert_eq(f.fx.v[1].kind, ROOM_FX_DELIVER);
     room_free(f.r);
 }
+
+Test(room_chat, skip_over_deleted_seqs)
+{
+    struct fixture f;
+    setup(&f); /* lastSeq 41 */
+    cr_assert_eq(room_skip_seq(f.r, 42), 0, "nothing missing");
+    cr_assert_eq(room_skip_seq(f.r, 30), 0, "old");
+    cr_assert_eq(room_last_seq(f.r), 41);
+    cr_assert_eq(room_skip_seq(f.r, 45), 1, "42..44 are gone");
+    cr_assert_eq(room_last_seq(f.r), 44);
+    cr_assert_eq(room_on_chat_committed(f.r, 45, 0, T0, &f.fx), 0, "45 is next");
+    cr_assert_eq(room_skip_seq(f.r, 0), -EINVAL);
+    room_free(f.r);
+}
