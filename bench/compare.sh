@@ -1,0 +1,293 @@
+#!/usr/bin/env bash
+# bench/compare.sh: coach-gateway and the Node.js reference peer
+# (bench/peer-node: npm ws + pg, one transaction per message) side by side,
+# driven by the same coach-loadgen run. Builds the Release gateway and
+# coach-loadgen, installs the peer's npm packages (npm ci) when missing,
+# starts a private PostgreSQL (tests/support/pg-fixture.sh, state under
+# /tmp). For each run and each target, in alternating order so that neither
+# always goes first on a noisy machine: a fresh database from the migrated
+# template, `coach-loadgen --setup ROOMS`, the target on a free loopback
+# port, the load run (--json), the target stopped. Samples the target's
+# resident memory (peak) and CPU time. Prints one row per run, then per
+# target the medians, and the gateway/peer ratios. Exits 1 when a run
+# failed its verification.
+#
+#   bench/compare.sh [--targets gateway,node] [--mode replay|unthrottled|idle|storm]
+#                    [--rooms N] [--duration SEC] [--speed X] [--ramp SEC]
+#                    [--window N] [--runs N] [--sources K] [--durable]
+#                    [--build-dir DIR] [--keep]
+#
+# Defaults: both targets, replay of tools/sessions at --speed 10, 100 rooms,
+# --duration 60, --ramp 5, 3 runs. --durable: PostgreSQL with fsync,
+# synchronous_commit and full_page_writes on (the fixture's are off).
+# BUILD_DIR (or --build-dir): the Release build, default build/release.
+# shellcheck source-path=SCRIPTDIR
+# shellcheck disable=SC2034 # read by tools/lib.sh
+set -euo pipefail
+
+root=$(cd -P "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+LIB_PREFIX=compare
+# shellcheck source=../tools/lib.sh
+. "$root/tools/lib.sh"
+
+TARGETS=gateway,node
+MODE=replay
+ROOMS=100
+DURATION=60
+SPEED=10
+RAMP=5
+WINDOW=8
+RUNS=3
+SOURCES=1
+DURABLE=0
+KEEP=0
+BUILD_DIR=${BUILD_DIR:-$root/build/release}
+
+usage() {
+    sed -n '2,/^# shellcheck/p' "${BASH_SOURCE[0]}" | sed -e '$d' -e 's/^# \{0,1\}//' >&2
+    exit 2
+}
+
+while (($# > 0)); do
+    case $1 in
+    --targets) TARGETS=${2:?}; shift 2 ;;
+    --mode) MODE=${2:?}; shift 2 ;;
+    --rooms) ROOMS=${2:?}; shift 2 ;;
+    --duration) DURATION=${2:?}; shift 2 ;;
+    --speed) SPEED=${2:?}; shift 2 ;;
+    --ramp) RAMP=${2:?}; shift 2 ;;
+    --window) WINDOW=${2:?}; shift 2 ;;
+    --runs) RUNS=${2:?}; shift 2 ;;
+    --sources) SOURCES=${2:?}; shift 2 ;;
+    --durable) DURABLE=1; shift ;;
+    --build-dir) BUILD_DIR=${2:?}; shift 2 ;;
+    --keep) KEEP=1; shift ;;
+    -h | --help) usage ;;
+    *) say "unknown argument: $1"; usage ;;
+    esac
+done
+
+in_range() {
+    [[ $1 =~ ^[0-9]+$ ]] || return 1
+    (($1 >= $2 && $1 <= $3))
+}
+[[ $TARGETS =~ ^(gateway|node)(,(gateway|node))*$ ]] || die "--targets: gateway, node or both"
+[[ $MODE =~ ^(replay|unthrottled|idle|storm)$ ]] || die "--mode: replay, unthrottled, idle or storm"
+in_range "$ROOMS" 1 50000 || die "--rooms must be 1..50000"
+in_range "$DURATION" 1 3600 || die "--duration must be 1..3600 seconds"
+in_range "$RAMP" 0 600 || die "--ramp must be 0..600 seconds"
+in_range "$WINDOW" 1 256 || die "--window must be 1..256"
+in_range "$RUNS" 1 20 || die "--runs must be 1..20"
+in_range "$SOURCES" 1 65536 || die "--sources must be 1..65536"
+[[ $SPEED =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "--speed must be a number"
+for tool in jq curl node npm; do
+    command -v "$tool" >/dev/null || die "$tool is needed (apt-get install $tool)"
+done
+
+STATE=""
+SRV_PID=""
+LG_PID=""
+PG_STATE=""
+
+stop_pid() {
+    local pid=$1
+    if [[ -n $pid ]] && proc_alive "$pid"; then
+        kill -TERM "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    fi
+}
+
+cleanup() {
+    local rc=$?
+    stop_pid "$LG_PID"
+    stop_pid "$SRV_PID"
+    if [[ -n $PG_STATE ]]; then
+        "$root/tests/support/pg-fixture.sh" destroy "$PG_STATE" >/dev/null 2>&1 ||
+            say "could not destroy the PostgreSQL in $PG_STATE"
+    fi
+    if [[ -n $STATE ]]; then
+        if ((KEEP)); then
+            say "logs kept in $STATE"
+        else
+            rm -rf -- "$STATE"
+        fi
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+STATE=$(mktemp -d /tmp/coach-compare.XXXXXX)
+
+# ---- build ------------------------------------------------------------------------------------
+
+say "building Release in $BUILD_DIR"
+cmake -S "$root" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release >"$STATE/cmake.log" 2>&1 ||
+    { tail -n 30 "$STATE/cmake.log" >&2; die "cmake configure failed"; }
+cmake --build "$BUILD_DIR" -j 2 --target coach-gateway coach-loadgen >>"$STATE/cmake.log" 2>&1 ||
+    { tail -n 30 "$STATE/cmake.log" >&2; die "build failed"; }
+GATEWAY=$BUILD_DIR/gateway/coach-gateway
+LOADGEN=$BUILD_DIR/tools/loadgen/coach-loadgen
+PEER=$root/bench/peer-node/server.mjs
+[[ -x $GATEWAY && -x $LOADGEN ]] || die "built, but $GATEWAY or $LOADGEN is missing"
+if [[ $TARGETS == *node* && ! -d $root/bench/peer-node/node_modules/ws ]]; then
+    say "installing the peer's npm packages (bench/peer-node/package-lock.json)"
+    (cd "$root/bench/peer-node" && npm ci --no-audit --no-fund --loglevel=error) ||
+        die "npm ci in bench/peer-node failed"
+fi
+
+# ---- PostgreSQL ---------------------------------------------------------------------------------
+
+PG_STATE=$STATE/pg
+"$root/tests/support/pg-fixture.sh" start "$PG_STATE" "$GATEWAY" >"$STATE/pg-fixture.log" 2>&1 ||
+    { cat "$STATE/pg-fixture.log" >&2; die "PostgreSQL did not start"; }
+PG=$(head -n 1 "$PG_STATE/conninfo")
+PGBIN=$(pg_bindir) || die "no PostgreSQL in /usr/lib/postgresql/*/bin"
+if ((DURABLE)); then
+    # The fixture sets fsync=off on pg_ctl's command line: restart the same
+    # data directory with durable settings instead.
+    PG_DIR=$(head -n 1 "$PG_STATE/pgdir")
+    "$root/tests/support/pg-fixture.sh" stop "$PG_STATE" >>"$STATE/pg-fixture.log" 2>&1 ||
+        die "could not stop the fixture's PostgreSQL"
+    user=$(id -un)
+    is_root && user=postgres
+    opts="-c listen_addresses='' -k $PG_DIR -p 5432 -c fsync=on -c synchronous_commit=on"
+    opts+=" -c full_page_writes=on -c max_connections=200"
+    pg_start_retry "$PG_DIR/server.log" "$user" "$PGBIN/pg_ctl" -D "$PG_DIR/data" \
+        -l "$PG_DIR/server.log" -w -t 60 -o "$opts" ||
+        { pg_log_tail "$PG_DIR/server.log"; die "durable PostgreSQL did not start"; }
+fi
+PG_SETTINGS=$("$PGBIN/psql" -X -tA -F '=' "$PG" -c "SELECT name, setting FROM pg_settings
+    WHERE name IN ('fsync','synchronous_commit','full_page_writes') ORDER BY name" | tr '\n' ' ')
+
+ulimit -n "$(ulimit -Hn)"
+
+# ---- one run ------------------------------------------------------------------------------------
+
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
+
+# start_target NAME DBURL LOG: SRV_PID and PORT, once /healthz answers.
+start_target() {
+    local name=$1 dburl=$2 log=$3 try i
+    for ((try = 0; try < 5; try++)); do
+        PORT=$((20000 + RANDOM % 40000))
+        port_free "$PORT" || continue
+        if [[ $name == gateway ]]; then
+            DATABASE_URL=$dburl LISTEN=127.0.0.1:$PORT LOG_LEVEL=warn MIGRATE_ON_START=0 \
+                "$GATEWAY" serve 2>"$log" &
+        else
+            node "$PEER" --listen "127.0.0.1:$PORT" --database-url "$dburl" 2>"$log" &
+        fi
+        SRV_PID=$!
+        for ((i = 0; i < 100; i++)); do
+            curl -fsS -o /dev/null --max-time 1 "http://127.0.0.1:$PORT/healthz" 2>/dev/null &&
+                return 0
+            proc_alive "$SRV_PID" || break
+            sleep 0.1
+        done
+        stop_pid "$SRV_PID"
+        SRV_PID=""
+    done
+    tail -n 20 "$log" >&2
+    die "$name did not start"
+}
+
+loadgen_args() {
+    printf '%s\n' --mode "$MODE" --ramp "$RAMP" --duration "$DURATION" --sources "$SOURCES" \
+        --json --no-progress
+    case $MODE in
+    replay | storm) printf '%s\n' --recording "$root/tools/sessions" --speed "$SPEED" ;;
+    unthrottled) printf '%s\n' --recording "$root/tools/sessions" --window "$WINDOW" ;;
+    esac
+}
+
+# run_one TARGET RUN: one load run; appends a JSON line to $STATE/rows.jsonl.
+run_one() {
+    local name=$1 run=$2 db dburl dir rss0 rss_peak=0 cpu0 cpu1 r rc=0 args
+    db="cmp_${name}_${run}"
+    dir=$STATE/$db
+    mkdir -p "$dir"
+    "$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 "$PG" -c "CREATE DATABASE $db TEMPLATE coach_template" ||
+        die "cannot create $db"
+    dburl="$PG dbname=$db"
+    "$LOADGEN" --setup "$ROOMS" --db "$dburl" --fixtures "$dir/fx.tsv" 2>>"$dir/loadgen.log" ||
+        die "coach-loadgen --setup failed ($dir/loadgen.log)"
+    "$PGBIN/psql" -X -q "$dburl" -c ANALYZE
+    start_target "$name" "$dburl" "$dir/server.log"
+    sleep 0.5
+    rss0=$(rss_kib "$SRV_PID")
+    cpu0=$(cpu_ticks "$SRV_PID")
+    mapfile -t args < <(loadgen_args)
+    "$LOADGEN" --url "ws://127.0.0.1:$PORT/ws" --fixtures "$dir/fx.tsv" "${args[@]}" \
+        >"$dir/run.json" 2>>"$dir/loadgen.log" &
+    LG_PID=$!
+    while proc_alive "$LG_PID"; do
+        r=$(rss_kib "$SRV_PID")
+        ((r > rss_peak)) && rss_peak=$r
+        sleep 0.5
+    done
+    wait "$LG_PID" || rc=$?
+    LG_PID=""
+    cpu1=$(cpu_ticks "$SRV_PID")
+    stop_pid "$SRV_PID"
+    SRV_PID=""
+    "$PGBIN/psql" -X -q "$PG" -c "DROP DATABASE $db WITH (FORCE)" || true
+    [[ -s $dir/run.json ]] || { tail -n 20 "$dir/loadgen.log" >&2; die "coach-loadgen failed"; }
+    jq -c --arg t "$name" --argjson run "$run" --argjson rc "$rc" --argjson rss0 "$rss0" \
+        --argjson peak "$rss_peak" --argjson cpu "$(((cpu1 - cpu0)))" \
+        --argjson hz "$(getconf CLK_TCK)" '
+        {target: $t, run: $run, rc: $rc, ok: .ok,
+         conns: .counts.joined_peak, acked: .counts.acked, acked_per_s: ((.acked_per_s * 10 | round) / 10),
+         ack_p50: .latency_ms.ack.p50, ack_p99: .latency_ms.ack.p99,
+         dl_p50: .latency_ms.delivery.p50, dl_p99: .latency_ms.delivery.p99,
+         dl_max: .latency_ms.delivery.max, join_p99: .latency_ms.join.p99,
+         reconnect_p99: .latency_ms.reconnect.p99,
+         lost: .verify.lost, dup: .verify.duplicated, reordered: .verify.reordered,
+         errors: ([.errors.by_code[]?] | add // 0),
+         rss_kib_per_conn: (if (.counts.joined_peak // 0) > 0
+                            then (($peak - $rss0) / .counts.joined_peak * 100 | floor) / 100
+                            else null end),
+         cpu_s: ($cpu / $hz),
+         cpu_ms_per_1k: (if (.verify.deliveries // 0) > 0
+                         then ($cpu / $hz * 1000 / (.verify.deliveries / 1000) * 10 | floor) / 10
+                         else null end)}' "$dir/run.json" >>"$STATE/rows.jsonl"
+}
+
+# ---- the runs ---------------------------------------------------------------------------------
+
+IFS=, read -r -a order <<<"$TARGETS"
+say "mode $MODE, $ROOMS rooms, $RUNS runs, targets ${order[*]} (PostgreSQL: $PG_SETTINGS)"
+for ((run = 1; run <= RUNS; run++)); do
+    for ((k = 0; k < ${#order[@]}; k++)); do
+        # alternate which target goes first
+        t=${order[$(((k + run - 1) % ${#order[@]}))]}
+        say "run $run: $t"
+        run_one "$t" "$run"
+    done
+done
+
+COLS='target run conns acked acked_per_s ack_p50 ack_p99 dl_p50 dl_p99 dl_max lost dup errors rss_kib_per_conn cpu_ms_per_1k ok'
+printf '\n| %s |\n' "${COLS// / | }"
+printf '|%s\n' "$(printf -- '---|%.0s' $COLS)"
+jq -r --arg cols "$COLS" '. as $row | [$cols | split(" ")[] | $row[.] | tostring] | "| " + join(" | ") + " |"' \
+    "$STATE/rows.jsonl"
+printf '\nmedians:\n'
+jq -s -r '
+    def med: sort | if length == 0 then null else .[(length - 1) / 2 | floor] end;
+    group_by(.target)[] | {t: .[0].target,
+      acked_per_s: (map(.acked_per_s) | med), ack_p99: (map(.ack_p99) | med),
+      dl_p50: (map(.dl_p50) | med), dl_p99: (map(.dl_p99) | med), dl_max: (map(.dl_max) | med),
+      rss: (map(.rss_kib_per_conn) | med), cpu: (map(.cpu_ms_per_1k) | med)}
+    | "\(.t): acked/s \(.acked_per_s) ack p99 \(.ack_p99) ms, delivery p50 \(.dl_p50) p99 \(.dl_p99) max \(.dl_max) ms, RSS/conn \(.rss) KiB, CPU \(.cpu) ms per 1000 deliveries"
+' "$STATE/rows.jsonl"
+printf 'command: bench/compare.sh --targets %s --mode %s --rooms %s --duration %s --speed %s --ramp %s --window %s --runs %s --sources %s%s\n' \
+    "$TARGETS" "$MODE" "$ROOMS" "$DURATION" "$SPEED" "$RAMP" "$WINDOW" "$RUNS" "$SOURCES" \
+    "$( ((DURABLE)) && echo ' --durable')"
+printf 'machine: %s, %s CPUs, %s; PostgreSQL: %s\n' "$(uname -m)" "$(nproc)" \
+    "$(awk '/MemTotal/ { printf "%.1f GiB RAM", $2 / 1048576 }' /proc/meminfo)" "$PG_SETTINGS"
+if jq -e 'select(.ok != true)' "$STATE/rows.jsonl" >/dev/null; then
+    die "a run failed its verification (see the ok column)"
+fi
