@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # bench/compare.sh: coach-gateway and the Node.js reference peer
 # (bench/peer-node: npm ws + pg, one transaction per message) side by side,
-# driven by the same coach-loadgen run. Builds the Release gateway and
+# driven by the same coach-loadgen run; and, as target `pglimit`, the
+# database's own ceiling: bench/pg_limit writing the same rows in batches of
+# --batch per transaction for --duration, with no WebSocket at all (its
+# "ack" columns are its commit latencies). Builds the Release gateway and
 # coach-loadgen, installs the peer's npm packages (npm ci) when missing,
 # starts a private PostgreSQL (tests/support/pg-fixture.sh, state under
 # /tmp). For each run and each target, in alternating order so that neither
@@ -12,13 +15,15 @@
 # target the medians, and the gateway/peer ratios. Exits 1 when a run
 # failed its verification.
 #
-#   bench/compare.sh [--targets gateway,node] [--mode replay|unthrottled|idle|storm]
+#   bench/compare.sh [--targets gateway,node,pglimit] [--mode replay|unthrottled|idle|storm]
 #                    [--rooms N] [--duration SEC] [--speed X] [--ramp SEC]
-#                    [--window N] [--runs N] [--sources K] [--durable]
+#                    [--window N] [--rate R] [--batch N] [--runs N] [--sources K]
+#                    [--durable]
 #                    [--build-dir DIR] [--keep]
 #
 # Defaults: both targets, replay of tools/sessions at --speed 10, 100 rooms,
-# --duration 60, --ramp 5, 3 runs. --durable: PostgreSQL with fsync,
+# --duration 60, --ramp 5, 3 runs. --rate (unthrottled): chats a second per
+# connection, paced (9.5: the gateway's 10/s limit, the fair peak). --durable: PostgreSQL with fsync,
 # synchronous_commit and full_page_writes on (the fixture's are off).
 # BUILD_DIR (or --build-dir): the Release build, default build/release.
 # shellcheck source-path=SCRIPTDIR
@@ -37,6 +42,8 @@ DURATION=60
 SPEED=10
 RAMP=5
 WINDOW=8
+RATE=0
+BATCH=256
 RUNS=3
 SOURCES=1
 DURABLE=0
@@ -57,6 +64,8 @@ while (($# > 0)); do
     --speed) SPEED=${2:?}; shift 2 ;;
     --ramp) RAMP=${2:?}; shift 2 ;;
     --window) WINDOW=${2:?}; shift 2 ;;
+    --batch) BATCH=${2:?}; shift 2 ;;
+    --rate) RATE=${2:?}; shift 2 ;;
     --runs) RUNS=${2:?}; shift 2 ;;
     --sources) SOURCES=${2:?}; shift 2 ;;
     --durable) DURABLE=1; shift ;;
@@ -71,7 +80,9 @@ in_range() {
     [[ $1 =~ ^[0-9]+$ ]] || return 1
     (($1 >= $2 && $1 <= $3))
 }
-[[ $TARGETS =~ ^(gateway|node)(,(gateway|node))*$ ]] || die "--targets: gateway, node or both"
+[[ $TARGETS =~ ^(gateway|node|pglimit)(,(gateway|node|pglimit))*$ ]] ||
+    die "--targets: a comma list of gateway, node, pglimit"
+in_range "$BATCH" 1 4096 || die "--batch must be 1..4096"
 [[ $MODE =~ ^(replay|unthrottled|idle|storm)$ ]] || die "--mode: replay, unthrottled, idle or storm"
 in_range "$ROOMS" 1 50000 || die "--rooms must be 1..50000"
 in_range "$DURATION" 1 3600 || die "--duration must be 1..3600 seconds"
@@ -80,6 +91,7 @@ in_range "$WINDOW" 1 256 || die "--window must be 1..256"
 in_range "$RUNS" 1 20 || die "--runs must be 1..20"
 in_range "$SOURCES" 1 65536 || die "--sources must be 1..65536"
 [[ $SPEED =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "--speed must be a number"
+[[ $RATE =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "--rate must be a number"
 for tool in jq curl node npm; do
     command -v "$tool" >/dev/null || die "$tool is needed (apt-get install $tool)"
 done
@@ -125,11 +137,12 @@ STATE=$(mktemp -d /tmp/coach-compare.XXXXXX)
 say "building Release in $BUILD_DIR"
 cmake -S "$root" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release >"$STATE/cmake.log" 2>&1 ||
     { tail -n 30 "$STATE/cmake.log" >&2; die "cmake configure failed"; }
-cmake --build "$BUILD_DIR" -j 2 --target coach-gateway coach-loadgen >>"$STATE/cmake.log" 2>&1 ||
+cmake --build "$BUILD_DIR" -j 2 --target coach-gateway coach-loadgen pg_limit >>"$STATE/cmake.log" 2>&1 ||
     { tail -n 30 "$STATE/cmake.log" >&2; die "build failed"; }
 GATEWAY=$BUILD_DIR/gateway/coach-gateway
 LOADGEN=$BUILD_DIR/tools/loadgen/coach-loadgen
 PEER=$root/bench/peer-node/server.mjs
+PGLIMIT=$BUILD_DIR/bench/pg_limit
 [[ -x $GATEWAY && -x $LOADGEN ]] || die "built, but $GATEWAY or $LOADGEN is missing"
 if [[ $TARGETS == *node* && ! -d $root/bench/peer-node/node_modules/ws ]]; then
     say "installing the peer's npm packages (bench/peer-node/package-lock.json)"
@@ -200,8 +213,22 @@ loadgen_args() {
         --json --no-progress
     case $MODE in
     replay | storm) printf '%s\n' --recording "$root/tools/sessions" --speed "$SPEED" ;;
-    unthrottled) printf '%s\n' --recording "$root/tools/sessions" --window "$WINDOW" ;;
+    unthrottled) printf '%s\n' --recording "$root/tools/sessions" --window "$WINDOW" --rate "$RATE" ;;
     esac
+}
+
+# run_pglimit RUN DBURL DIR: the database's ceiling, as a row.
+run_pglimit() {
+    local run=$1 dburl=$2 dir=$3 line
+    line=$("$PGLIMIT" "$dburl" "$ROOMS" "$BATCH" "$DURATION" 2>>"$dir/pg_limit.log") ||
+        { cat "$dir/pg_limit.log" >&2; die "pg_limit failed"; }
+    printf '%s\n' "$line" >"$dir/pg_limit.out"
+    jq -n -c --arg line "$line" --argjson run "$run" '
+        ($line | split(" ") | map(split("=") | {(.[0]): (.[1] | tonumber)}) | add) as $v
+        | {target: "pglimit", run: $run, rc: 0, ok: true, conns: 0, acked: $v.messages,
+           acked_per_s: $v.per_s, ack_p50: $v.commit_p50_ms, ack_p99: $v.commit_p99_ms,
+           dl_p50: null, dl_p99: null, dl_max: null, lost: 0, dup: 0, errors: 0,
+           rss_kib_per_conn: null, cpu_ms_per_1k: null}' >>"$STATE/rows.jsonl"
 }
 
 # run_one TARGET RUN: one load run; appends a JSON line to $STATE/rows.jsonl.
@@ -216,6 +243,11 @@ run_one() {
     "$LOADGEN" --setup "$ROOMS" --db "$dburl" --fixtures "$dir/fx.tsv" 2>>"$dir/loadgen.log" ||
         die "coach-loadgen --setup failed ($dir/loadgen.log)"
     "$PGBIN/psql" -X -q "$dburl" -c ANALYZE
+    if [[ $name == pglimit ]]; then
+        run_pglimit "$run" "$dburl" "$dir"
+        "$PGBIN/psql" -X -q "$PG" -c "DROP DATABASE $db WITH (FORCE)" || true
+        return 0
+    fi
     start_target "$name" "$dburl" "$dir/server.log"
     sleep 0.5
     rss0=$(rss_kib "$SRV_PID")
@@ -276,15 +308,23 @@ jq -r --arg cols "$COLS" '. as $row | [$cols | split(" ")[] | $row[.] | tostring
     "$STATE/rows.jsonl"
 printf '\nmedians:\n'
 jq -s -r '
-    def med: sort | if length == 0 then null else .[(length - 1) / 2 | floor] end;
-    group_by(.target)[] | {t: .[0].target,
+    def med: map(select(. != null)) | sort | if length == 0 then null else .[(length - 1) / 2 | floor] end;
+    def r2: if . == null then null else (. * 100 | round) / 100 end;
+    [group_by(.target)[] | {t: .[0].target,
       acked_per_s: (map(.acked_per_s) | med), ack_p99: (map(.ack_p99) | med),
       dl_p50: (map(.dl_p50) | med), dl_p99: (map(.dl_p99) | med), dl_max: (map(.dl_max) | med),
-      rss: (map(.rss_kib_per_conn) | med), cpu: (map(.cpu_ms_per_1k) | med)}
-    | "\(.t): acked/s \(.acked_per_s) ack p99 \(.ack_p99) ms, delivery p50 \(.dl_p50) p99 \(.dl_p99) max \(.dl_max) ms, RSS/conn \(.rss) KiB, CPU \(.cpu) ms per 1000 deliveries"
+      rss: (map(.rss_kib_per_conn) | med), cpu: (map(.cpu_ms_per_1k) | med)}]
+    | (INDEX(.t)) as $m
+    | (.[] | "\(.t): acked/s \(.acked_per_s) ack p99 \(.ack_p99) ms, delivery p50 \(.dl_p50) p99 \(.dl_p99) max \(.dl_max) ms, RSS/conn \(.rss) KiB, CPU \(.cpu) ms per 1000 deliveries"),
+      (if $m.gateway and $m.node then
+         "gateway/node: throughput x\(($m.gateway.acked_per_s / $m.node.acked_per_s) | r2), delivery p99 x\(($m.node.dl_p99 / $m.gateway.dl_p99) | r2) lower, memory per connection 1/\(($m.node.rss / $m.gateway.rss) | r2), CPU per message 1/\(($m.node.cpu / $m.gateway.cpu) | r2)"
+       else empty end),
+      (if $m.gateway and $m.pglimit then
+         "gateway/pglimit: \((($m.gateway.acked_per_s / $m.pglimit.acked_per_s * 1000 | round) / 10))% of the database ceiling"
+       else empty end)
 ' "$STATE/rows.jsonl"
-printf 'command: bench/compare.sh --targets %s --mode %s --rooms %s --duration %s --speed %s --ramp %s --window %s --runs %s --sources %s%s\n' \
-    "$TARGETS" "$MODE" "$ROOMS" "$DURATION" "$SPEED" "$RAMP" "$WINDOW" "$RUNS" "$SOURCES" \
+printf 'command: bench/compare.sh --targets %s --mode %s --rooms %s --duration %s --speed %s --ramp %s --window %s --rate %s --batch %s --runs %s --sources %s%s\n' \
+    "$TARGETS" "$MODE" "$ROOMS" "$DURATION" "$SPEED" "$RAMP" "$WINDOW" "$RATE" "$BATCH" "$RUNS" "$SOURCES" \
     "$( ((DURABLE)) && echo ' --durable')"
 printf 'machine: %s, %s CPUs, %s; PostgreSQL: %s\n' "$(uname -m)" "$(nproc)" \
     "$(awk '/MemTotal/ { printf "%.1f GiB RAM", $2 / 1048576 }' /proc/meminfo)" "$PG_SETTINGS"

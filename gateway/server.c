@@ -260,6 +260,7 @@ int gw_server_new(const struct gw_config *cfg, struct gw_server **out, struct gw
         if (rc == 0) {
             struct store_listen_cfg lcfg = {
                 .conninfo = cfg->database_url,
+                .self = srv->store,
                 .wake = store_wake,
                 .wake_arg = srv->ctx,
                 .log = store_log,

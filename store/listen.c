@@ -6,7 +6,9 @@
  * pipe that wakes it to stop). Every chat batch that commits, on any node,
  * notifies "<roomId> <last seq>" (ops_queries.c); the thread parses each
  * notification into a note, queues it (bounded) and wakes the loop, which
- * drains the queue with store_listen_drain(). A notification is only a
+ * drains the queue with store_listen_drain(). Notifications sent by this
+ * node's own store connection (its backend PID) are dropped: the node
+ * delivers its own commits. A notification is only a
  * hint: the loop reads the messages it lacks from the database, so a lost
  * one delays messages but never drops them. Whenever notes may have been
  * missed (the connection was (re)made, or the queue overflowed) the loop
@@ -40,6 +42,7 @@ struct store_listen {
     void *wake_arg;
     store_log_fn log;
     void *log_arg;
+    const struct store *self;
     pthread_t thread;
     int pipe_fd[2]; /* [1] written by close() to wake the thread */
     pthread_mutex_t mu;
@@ -133,7 +136,9 @@ static bool consume(struct store_listen *l)
     PGnotify *n;
     while ((n = PQnotifies(l->conn)) != NULL) {
         struct store_note note;
-        if (store__note_parse(n->extra, &note) == 0) {
+        /* This node's own commits are delivered by the node itself. */
+        bool own = l->self != NULL && n->be_pid == store_backend_pid(l->self);
+        if (!own && store__note_parse(n->extra, &note) == 0) {
             post(l, &note, false);
         }
         PQfreemem(n);
@@ -197,6 +202,7 @@ int store_listen_open(const struct store_listen_cfg *cfg, struct store_listen **
     l->wake_arg = cfg->wake_arg;
     l->log = cfg->log;
     l->log_arg = cfg->log_arg;
+    l->self = cfg->self;
     pthread_mutex_init(&l->mu, NULL);
     if (pipe(l->pipe_fd) != 0) {
         int e = errno;

@@ -36,6 +36,8 @@
 #define BACKOFF_MAX_MS    5000
 #define CONNECT_TIMEOUT_S "3"
 #define STORE_BATCH_MAX   256 /* chats in one group commit */
+#define STATS_CHECK_FIRST 500                 /* chats written before the first check */
+#define STATS_CHECK_LAST  ((uint64_t)2000000) /* no checks after this many */
 
 struct store {
     char *conninfo; /* owned; never logged */
@@ -53,12 +55,15 @@ struct store {
     struct store_req *done_head, *done_tail; /* {mu} */
     bool stopping;                           /* {mu} */
     atomic_size_t in_flight;
+    atomic_int backend_pid; /* of the store's connection, 0 while there is none */
 
     /* Store thread only. */
     PGconn *conn;
     int64_t next_connect_ms;
     int64_t backoff_ms;
     bool was_connected;
+    uint64_t chats_written;    /* since the store started */
+    uint64_t next_stats_check; /* at this many: store__ops_refresh_stats */
 };
 
 int64_t store__now_ms(void)
@@ -124,6 +129,7 @@ static void disconnect(struct store *st, const char *why)
         PQfinish(st->conn);
         st->conn = NULL;
     }
+    atomic_store(&st->backend_pid, 0);
     if (st->was_connected) {
         slog(st, 4, "store.disconnected", why);
         st->was_connected = false;
@@ -163,6 +169,7 @@ static bool ensure_connected(struct store *st)
     }
     st->backoff_ms = 0;
     st->was_connected = true;
+    atomic_store(&st->backend_pid, PQbackendPID(st->conn));
     slog(st, 5, "store.connected", "");
     return true;
 }
@@ -278,6 +285,20 @@ static void execute(struct store *st, struct store_req **batch, size_t n)
 {
     if (batch[0]->op == STORE_OP_CHAT) {
         store__op_chat_batch(st->conn, batch, n);
+        st->chats_written += n;
+        /* Young chat tables: bring their statistics up to date now and
+         * then, so the cached plans fit the tables as they grow (see
+         * store__ops_refresh_stats); autovacuum takes over after that. */
+        if (st->chats_written >= st->next_stats_check && st->next_stats_check <= STATS_CHECK_LAST) {
+            int analyzed = store__ops_refresh_stats(st->conn);
+            if (analyzed > 0) {
+                char msg[64];
+                snprintf(msg, sizeof(msg), "tables=%d chats=%llu", analyzed,
+                         (unsigned long long)st->chats_written);
+                slog(st, 6, "store.analyzed", msg);
+            }
+            st->next_stats_check = st->chats_written * 4;
+        }
     } else {
         execute_one(st, batch[0]);
     }
@@ -449,6 +470,9 @@ int store_open(const struct store_cfg *cfg, struct store **out, struct store_err
         return -EINVAL;
     }
     struct store *st = calloc(1, sizeof(*st));
+    if (st != NULL) {
+        st->next_stats_check = STATS_CHECK_FIRST;
+    }
     if (st == NULL || (st->conninfo = strdup(cfg->conninfo)) == NULL) {
         free(st);
         store__err_set(err, -ENOMEM, "store: out of memory");
@@ -631,4 +655,9 @@ void store_close(struct store *st)
     sodium_memzero(st->conninfo, strlen(st->conninfo));
     free(st->conninfo);
     free(st);
+}
+
+int store_backend_pid(const struct store *st)
+{
+    return st != NULL ? atomic_load(&((struct store *)st)->backend_pid) : 0;
 }

@@ -564,6 +564,8 @@ typedef void (*store_note_fn)(void *arg, const struct store_note *note);
 
 struct store_listen_cfg {
     const char *conninfo;    /* copied (wiped on close); never logged */
+    const struct store *self; /* optional: notes sent by this store's own connection
+                                 are dropped (its commits are delivered locally) */
     void (*wake)(void *arg); /* called from the listener thread when notes wait */
     void *wake_arg;
     store_log_fn log; /* optional */
@@ -571,6 +573,10 @@ struct store_listen_cfg {
 };
 
 struct store_listen;
+
+/* The PostgreSQL backend PID of st's connection, 0 while it has none.
+ * Any thread. */
+int store_backend_pid(const struct store *st);
 
 /* Start the listener thread (its own connection, LISTEN, reconnect with
  * backoff). 0, -EINVAL, -ENOMEM or a negative errno with err filled. */

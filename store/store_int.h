@@ -54,6 +54,13 @@ int store__note_parse(const char *payload, struct store_note *note);
 void store__op_lk_close_claim(PGconn *c, struct store_req *req);
 void store__op_lk_close_result(PGconn *c, struct store_req *req);
 void store__op_job_stats(PGconn *c, struct store_req *req);
+/* ANALYZE those of the tables the chat path writes (coach_message,
+ * "Message", coach_room, "Session") whose live row count has outgrown
+ * their statistics (more than twice the rows they were last analyzed
+ * with, plus 500), so that generic plans made while they were small are
+ * made again (see ops_queries.c, "Generic plans"). Returns how many were
+ * analyzed; a failure is ignored (autovacuum gets there too). */
+int store__ops_refresh_stats(PGconn *c);
 
 /* Store n (1..256) chat requests in one transaction: the group commit.
  * Each request completes on its own: one that fails (e.g. its Session row

@@ -77,6 +77,9 @@ struct conn {
     uint64_t next_n;
     unsigned inflight;
     lws_sorted_usec_list_t sul; /* reconnect */
+    lws_sorted_usec_list_t pace; /* unthrottled --rate: the next send */
+    int64_t pace_next_us;        /* unthrottled --rate: no send before this */
+    int pace_armed;
     char iface[INET_ADDRSTRLEN];
 };
 
@@ -253,7 +256,42 @@ static void chat_send(struct conn *c, const char *text)
     }
 }
 
-/* unthrottled: keep cfg->window chats in flight. */
+static void refill(struct conn *c);
+
+static void pace_fired(lws_sorted_usec_list_t *sul)
+{
+    struct conn *c = lws_container_of(sul, struct conn, pace);
+    c->pace_armed = 0;
+    refill(c);
+}
+
+/* --rate: 1 when c may send now (and counts the send), else 0 with a
+ * wake-up armed for when it may. */
+static int pace_ok(struct conn *c)
+{
+    double rate = c->L->cfg->rate;
+    if (rate <= 0) {
+        return 1;
+    }
+    int64_t now = now_us(), gap = (int64_t)(1e6 / rate);
+    if (c->pace_next_us == 0) { /* the first send: somewhere in the first gap */
+        c->pace_next_us = now + (int64_t)randombytes_uniform((uint32_t)gap + 1);
+    }
+    if (now < c->pace_next_us) {
+        if (!c->pace_armed) {
+            c->pace_armed = 1;
+            lws_sul_schedule(c->L->ctx, 0, &c->pace, pace_fired,
+                             (lws_usec_t)(c->pace_next_us - now));
+        }
+        return 0;
+    }
+    /* fallen behind (a reconnect, a busy loop): no burst to catch up */
+    int64_t base = c->pace_next_us < now - gap ? now : c->pace_next_us;
+    c->pace_next_us = base + gap;
+    return 1;
+}
+
+/* unthrottled: keep cfg->window chats in flight (at --rate at most). */
 static void refill(struct conn *c)
 {
     struct loop *L = c->L;
@@ -262,7 +300,7 @@ static void refill(struct conn *c)
         c->room->ended || !c->room->started || rec->n_chats == 0) {
         return;
     }
-    while (c->inflight < L->cfg->window && c->out_n < OUT_CAP) {
+    while (c->inflight < L->cfg->window && c->out_n < OUT_CAP && pace_ok(c)) {
         uint64_t before = L->res->chats_sent;
         /* the recording's chats in turn, whoever said them */
         size_t k = (size_t)(c->next_n * 2 + c->role) % rec->n;

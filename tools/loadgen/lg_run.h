@@ -50,6 +50,8 @@ struct lg_run_cfg {
     double storm_at_s;                 /* storm: when to drop everyone (from the start) */
     double drain_s;                    /* after traffic: wait this long for acks and deliveries */
     unsigned window;                   /* unthrottled: chats in flight per connection */
+    double rate;                       /* unthrottled: chats a second per connection at most,
+                                          evenly paced; 0: as fast as the window allows */
     unsigned sources;                  /* >1: bind connection i to 127.0.0.(1 + i % sources)... */
     int progress;                      /* print a live line on stderr */
     const volatile sig_atomic_t *stop; /* set (by a signal handler) to stop early */

@@ -70,6 +70,9 @@ static const char USAGE[] =
     "                        (default 10)\n"
     "  --window N            unthrottled: chats in flight per connection (1..100,\n"
     "                        default 8)\n"
+    "  --rate R              unthrottled: at most R chats a second per connection,\n"
+    "                        evenly paced (0..1000; default 0: no pacing). 9.5 stays\n"
+    "                        under the gateway's 10/s limit: the peak it allows\n"
     "  --sources N           bind connections to N source addresses 127.0.0.1,\n"
     "                        127.0.0.2, ... (beyond ~28k connections per address)\n"
     "  --json                print the summary as JSON on stdout (the text goes to\n"
@@ -97,7 +100,7 @@ struct opts {
     struct lg_url urls[LG_MAX_URLS];
     size_t n_urls;
     long rooms, first, window, sources, room_minutes;
-    double speed, ramp, duration, storm_at, drain;
+    double speed, ramp, duration, storm_at, drain, rate;
     enum lg_mode mode;
     int json, progress;
 };
@@ -164,6 +167,7 @@ enum {
     O_STORM,
     O_DRAIN,
     O_WINDOW,
+    O_RATE,
     O_SOURCES,
     O_JSON,
     O_NOPROG,
@@ -188,6 +192,7 @@ static const struct option LONGOPTS[] = {{"setup", required_argument, NULL, O_SE
                                          {"storm-at", required_argument, NULL, O_STORM},
                                          {"drain", required_argument, NULL, O_DRAIN},
                                          {"window", required_argument, NULL, O_WINDOW},
+                                         {"rate", required_argument, NULL, O_RATE},
                                          {"sources", required_argument, NULL, O_SOURCES},
                                          {"json", no_argument, NULL, O_JSON},
                                          {"no-progress", no_argument, NULL, O_NOPROG},
@@ -260,6 +265,8 @@ static int parse_opt(struct opts *o, int c, const char *a)
         return parse_double(a, 0, 600, &o->drain) ? bad("drain", a) : 0;
     case O_WINDOW:
         return parse_long(a, 1, LG_MAX_WINDOW, &o->window) ? bad("window", a) : 0;
+    case O_RATE:
+        return parse_double(a, 0, 1000, &o->rate) ? bad("rate", a) : 0;
     case O_SOURCES:
         return parse_long(a, 1, 65536, &o->sources) ? bad("sources", a) : 0;
     case O_MINUTES:
@@ -439,6 +446,7 @@ static int cmd_run(const struct opts *o)
                              .storm_at_s = o->storm_at >= 0 ? o->storm_at : o->duration / 2,
                              .drain_s = o->drain,
                              .window = (unsigned)o->window,
+                             .rate = o->rate,
                              .sources = (unsigned)o->sources,
                              .progress = o->progress && isatty(STDERR_FILENO),
                              .stop = &g_stop};
