@@ -576,7 +576,7 @@ enum {
     S_TLS_CERT = 21,
     S_TLS_KEY = 22,
     S_MIGRATE_ON_START = 25,
-    N_SETTINGS = 26,
+    N_SETTINGS = 27,
 };
 
 #define F(field) offsetof(struct gw_config, field)
@@ -649,6 +649,9 @@ static const struct setting settings[] = {
     [S_MIGRATE_ON_START] = {"MIGRATE_ON_START", "--migrate-on-start", "BOOL", "true",
                             "apply migrations when serve starts: 0, 1, true, false", parse_bool,
                             F(migrate_on_start), 0, 0, 0},
+    {"STORE_CONNECTIONS", "--store-connections", "N", "2",
+     "PostgreSQL connections (each with its thread) for rooms and requests, 1..16", parse_int,
+     F(store_connections), 1, 16, 0},
 };
 
 #undef F

@@ -70,6 +70,7 @@ struct gw_config {
     char *web_root;              /* WEB_ROOT, not checked here; NULL: the gateway's default */
     enum gw_log_level log_level; /* LOG_LEVEL; default GW_LOG_NOTICE */
     bool migrate_on_start;       /* MIGRATE_ON_START (0|1|true|false), --no-migrate; default true */
+    int store_connections;       /* STORE_CONNECTIONS, 1..16; default 2 */
 };
 
 /*

@@ -241,6 +241,7 @@ int gw_server_new(const struct gw_config *cfg, struct gw_server **out, struct gw
     if (rc == 0) {
         struct store_cfg scfg = {
             .conninfo = cfg->database_url,
+            .connections = cfg->store_connections,
             .timeout_ms = cfg->store_timeout_ms,
             .queue_cap = STORE_QUEUE_CAP,
             .wake = store_wake,

@@ -137,7 +137,7 @@ static bool consume(struct store_listen *l)
     while ((n = PQnotifies(l->conn)) != NULL) {
         struct store_note note;
         /* This node's own commits are delivered by the node itself. */
-        bool own = l->self != NULL && n->be_pid == store_backend_pid(l->self);
+        bool own = store_owns_backend(l->self, n->be_pid);
         if (!own && store__note_parse(n->extra, &note) == 0) {
             post(l, &note, false);
         }

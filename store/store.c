@@ -39,7 +39,7 @@
 #define STATS_CHECK_FIRST 500                 /* chats written before the first check */
 #define STATS_CHECK_LAST  ((uint64_t)2000000) /* no checks after this many */
 
-struct store {
+struct shard {
     char *conninfo; /* owned; never logged */
     int64_t timeout_ms;
     size_t queue_cap;
@@ -66,6 +66,15 @@ struct store {
     uint64_t next_stats_check; /* at this many: store__ops_refresh_stats */
 };
 
+/* The store: requests go to one of its shards (each a thread with its own
+ * PostgreSQL connection, queue and group commit), a room's to the same one
+ * always, so they run in order. */
+struct store {
+    struct shard *shards[STORE_CONNECTIONS_MAX];
+    size_t n;
+    atomic_size_t next_rr;
+};
+
 int64_t store__now_ms(void)
 {
     struct timespec ts;
@@ -85,7 +94,7 @@ void store__err_set(struct store_err *err, int code, const char *fmt, ...)
     va_end(ap);
 }
 
-static void slog(struct store *st, int level, const char *event, const char *msg)
+static void slog(struct shard *st, int level, const char *event, const char *msg)
 {
     if (st->log != NULL) {
         st->log(st->log_arg, level, event, msg);
@@ -123,7 +132,7 @@ PGconn *store__connect(const char *conninfo, struct store_err *err)
     return c;
 }
 
-static void disconnect(struct store *st, const char *why)
+static void disconnect(struct shard *st, const char *why)
 {
     if (st->conn != NULL) {
         PQfinish(st->conn);
@@ -137,7 +146,7 @@ static void disconnect(struct store *st, const char *why)
     st->next_connect_ms = store__now_ms();
 }
 
-static void schedule_reconnect(struct store *st, int64_t now_ms)
+static void schedule_reconnect(struct shard *st, int64_t now_ms)
 {
     st->backoff_ms = st->backoff_ms == 0 ? BACKOFF_MIN_MS : st->backoff_ms * 2;
     if (st->backoff_ms > BACKOFF_MAX_MS) {
@@ -149,7 +158,7 @@ static void schedule_reconnect(struct store *st, int64_t now_ms)
 }
 
 /* Connect when due. Returns true when a connection is up. */
-static bool ensure_connected(struct store *st)
+static bool ensure_connected(struct shard *st)
 {
     if (st->conn != NULL) {
         return true;
@@ -177,12 +186,12 @@ static bool ensure_connected(struct store *st)
 /* ---- request execution (store thread) ------------------------------------- */
 
 /* Nonzero when the last failure means the connection itself is gone. */
-static bool conn_lost(const struct store *st)
+static bool conn_lost(const struct shard *st)
 {
     return st->conn == NULL || PQstatus(st->conn) != CONNECTION_OK;
 }
 
-static void run_health(struct store *st, struct store_req *req)
+static void run_health(struct shard *st, struct store_req *req)
 {
     PGresult *res =
         PQexecParams(st->conn, "SELECT coalesce(max(version), 0) FROM coach_schema_migrations", 0,
@@ -211,7 +220,7 @@ static void run_health(struct store *st, struct store_req *req)
     req->rc = 0;
 }
 
-static void execute_one(struct store *st, struct store_req *req)
+static void execute_one(struct shard *st, struct store_req *req)
 {
     switch (req->op) {
     case STORE_OP_HEALTH:
@@ -281,7 +290,7 @@ static void execute_one(struct store *st, struct store_req *req)
 }
 
 /* Run a batch popped by pop_batch (one request, or chats only). */
-static void execute(struct store *st, struct store_req **batch, size_t n)
+static void execute(struct shard *st, struct store_req **batch, size_t n)
 {
     if (batch[0]->op == STORE_OP_CHAT) {
         store__op_chat_batch(st->conn, batch, n);
@@ -315,7 +324,7 @@ static void execute(struct store *st, struct store_req **batch, size_t n)
 
 /* ---- queues ------------------------------------------------------------------ */
 
-static void post_done(struct store *st, struct store_req *req)
+static void post_done(struct shard *st, struct store_req *req)
 {
     req->next = NULL;
     pthread_mutex_lock(&st->mu);
@@ -331,7 +340,7 @@ static void post_done(struct store *st, struct store_req *req)
     }
 }
 
-static void fail(struct store *st, struct store_req *req, int code, const char *msg)
+static void fail(struct shard *st, struct store_req *req, int code, const char *msg)
 {
     req->rc = code;
     store__err_set(&req->err, code, "%s", msg);
@@ -339,7 +348,7 @@ static void fail(struct store *st, struct store_req *req, int code, const char *
 }
 
 /* Wait (mu held) until there is work or the given monotonic time. */
-static void wait_until(struct store *st, int64_t until_ms)
+static void wait_until(struct shard *st, int64_t until_ms)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -359,7 +368,7 @@ static void wait_until(struct store *st, int64_t until_ms)
 
 /* Unlink (mu held) every queued request that cannot wait for the
  * database any more: health probes and those past their deadline. */
-static struct store_req *unlink_expired(struct store *st, int64_t now_ms)
+static struct store_req *unlink_expired(struct shard *st, int64_t now_ms)
 {
     struct store_req *expired = NULL, **tail = &expired;
     struct store_req **pp = &st->q_head;
@@ -381,7 +390,7 @@ static struct store_req *unlink_expired(struct store *st, int64_t now_ms)
 
 /* Pop (mu held) the head, and when it is a chat, the chats right behind
  * it: one group commit. FIFO order with reads is kept. */
-static size_t pop_batch(struct store *st, struct store_req **batch)
+static size_t pop_batch(struct shard *st, struct store_req **batch)
 {
     size_t n = 0;
     do {
@@ -398,7 +407,7 @@ static size_t pop_batch(struct store *st, struct store_req **batch)
 }
 
 /* Handle the queue head (mu held on entry and exit). */
-static void handle_head(struct store *st)
+static void handle_head(struct shard *st)
 {
     pthread_mutex_unlock(&st->mu);
     bool up = ensure_connected(st);
@@ -431,7 +440,7 @@ static void handle_head(struct store *st)
 
 static void *thread_main(void *arg)
 {
-    struct store *st = arg;
+    struct shard *st = arg;
     pthread_mutex_lock(&st->mu);
     for (;;) {
         if (st->q_head != NULL) {
@@ -463,13 +472,13 @@ static void *thread_main(void *arg)
 
 /* ---- public API ------------------------------------------------------------- */
 
-int store_open(const struct store_cfg *cfg, struct store **out, struct store_err *err)
+static int shard_open(const struct store_cfg *cfg, struct shard **out, struct store_err *err)
 {
     if (cfg->conninfo == NULL || cfg->queue_cap == 0 || cfg->timeout_ms <= 0) {
         store__err_set(err, -EINVAL, "store: conninfo, queue_cap and timeout_ms are required");
         return -EINVAL;
     }
-    struct store *st = calloc(1, sizeof(*st));
+    struct shard *st = calloc(1, sizeof(*st));
     if (st != NULL) {
         st->next_stats_check = STATS_CHECK_FIRST;
     }
@@ -593,7 +602,7 @@ void store_req_free(struct store_req *req)
     free(req);
 }
 
-int store_submit(struct store *st, struct store_req *req, int64_t now_ms)
+static int shard_submit(struct shard *st, struct store_req *req, int64_t now_ms)
 {
     pthread_mutex_lock(&st->mu);
     if (st->stopping) {
@@ -619,7 +628,7 @@ int store_submit(struct store *st, struct store_req *req, int64_t now_ms)
     return 0;
 }
 
-void store_run_done(struct store *st)
+static void shard_run_done(struct shard *st)
 {
     pthread_mutex_lock(&st->mu);
     struct store_req *list = st->done_head;
@@ -634,12 +643,12 @@ void store_run_done(struct store *st)
     }
 }
 
-size_t store_in_flight(const struct store *st)
+static size_t shard_in_flight(const struct shard *st)
 {
-    return atomic_load(&((struct store *)st)->in_flight);
+    return atomic_load(&((struct shard *)st)->in_flight);
 }
 
-void store_close(struct store *st)
+static void shard_close(struct shard *st)
 {
     if (st == NULL) {
         return;
@@ -649,7 +658,7 @@ void store_close(struct store *st)
     pthread_cond_signal(&st->cv);
     pthread_mutex_unlock(&st->mu);
     pthread_join(st->thread, NULL);
-    store_run_done(st);
+    shard_run_done(st);
     pthread_cond_destroy(&st->cv);
     pthread_mutex_destroy(&st->mu);
     sodium_memzero(st->conninfo, strlen(st->conninfo));
@@ -657,7 +666,112 @@ void store_close(struct store *st)
     free(st);
 }
 
-int store_backend_pid(const struct store *st)
+/* ---- the store: its shards ---------------------------------------------------------- */
+
+/* The key that keeps a room's requests on one shard, in order: the
+ * appointment (or, before it is known, the room); NULL for the rest. */
+static const char *req_key(const struct store_req *r)
 {
-    return st != NULL ? atomic_load(&((struct store *)st)->backend_pid) : 0;
+    switch (r->op) {
+    case STORE_OP_CHAT:
+        return r->u.chat.appointment_id;
+    case STORE_OP_HISTORY:
+        return r->u.history.appointment_id;
+    case STORE_OP_SESSION_JOIN:
+        return r->u.join.appointment_id;
+    case STORE_OP_WARNING:
+        return r->u.warning.appointment_id;
+    case STORE_OP_END:
+        return r->u.end.appointment_id;
+    case STORE_OP_ROOM_LOAD:
+        return r->u.room.room_id;
+    case STORE_OP_LK_EVENT:
+        return r->u.lk_event.room_id;
+    default:
+        return NULL;
+    }
+}
+
+static size_t pick(struct store *st, const struct store_req *req)
+{
+    const char *key = req_key(req);
+    if (st->n == 1) {
+        return 0;
+    }
+    if (key == NULL || key[0] == '\0') {
+        return atomic_fetch_add(&st->next_rr, 1) % st->n;
+    }
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (const unsigned char *p = (const unsigned char *)key; *p != '\0'; p++) {
+        h = (h ^ *p) * 16777619u;
+    }
+    return h % st->n;
+}
+
+int store_open(const struct store_cfg *cfg, struct store **out, struct store_err *err)
+{
+    size_t n = cfg->connections > 0 ? (size_t)cfg->connections : 1;
+    if (n > STORE_CONNECTIONS_MAX) {
+        store__err_set(err, -EINVAL, "store: at most %d connections", STORE_CONNECTIONS_MAX);
+        return -EINVAL;
+    }
+    struct store *st = calloc(1, sizeof(*st));
+    if (st == NULL) {
+        store__err_set(err, -ENOMEM, "store: out of memory");
+        return -ENOMEM;
+    }
+    struct store_cfg one = *cfg;
+    one.queue_cap = (cfg->queue_cap + n - 1) / n;
+    for (size_t i = 0; i < n; i++) {
+        int rc = shard_open(&one, &st->shards[i], err);
+        if (rc != 0) {
+            store_close(st);
+            return rc;
+        }
+        st->n++;
+    }
+    *out = st;
+    return 0;
+}
+
+int store_submit(struct store *st, struct store_req *req, int64_t now_ms)
+{
+    return shard_submit(st->shards[pick(st, req)], req, now_ms);
+}
+
+void store_run_done(struct store *st)
+{
+    for (size_t i = 0; i < st->n; i++) {
+        shard_run_done(st->shards[i]);
+    }
+}
+
+size_t store_in_flight(const struct store *st)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < st->n; i++) {
+        n += shard_in_flight(st->shards[i]);
+    }
+    return n;
+}
+
+void store_close(struct store *st)
+{
+    if (st == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < st->n; i++) {
+        shard_close(st->shards[i]);
+    }
+    free(st);
+}
+
+bool store_owns_backend(const struct store *st, int pid)
+{
+    for (size_t i = 0; st != NULL && pid != 0 && i < st->n; i++) {
+        if (atomic_load(&st->shards[i]->backend_pid) == pid) {
+            return true;
+        }
+    }
+    return false;
 }

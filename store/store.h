@@ -13,6 +13,7 @@
 #ifndef COACH_STORE_H
 #define COACH_STORE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -574,9 +575,9 @@ struct store_listen_cfg {
 
 struct store_listen;
 
-/* The PostgreSQL backend PID of st's connection, 0 while it has none.
- * Any thread. */
-int store_backend_pid(const struct store *st);
+/* Whether pid is the PostgreSQL backend of one of st's connections. Any
+ * thread. */
+bool store_owns_backend(const struct store *st, int pid);
 
 /* Start the listener thread (its own connection, LISTEN, reconnect with
  * backoff). 0, -EINVAL, -ENOMEM or a negative errno with err filled. */
@@ -622,8 +623,13 @@ struct store_req {
     struct store_req *next; /* queue link, owned by the store while queued */
 };
 
+/* Connections (and threads) a store may have. */
+#define STORE_CONNECTIONS_MAX 16
+
 struct store_cfg {
     const char *conninfo;    /* copied; never logged */
+    int connections;         /* 1..STORE_CONNECTIONS_MAX (0: 1): a room's requests always
+                                use the same one, so they run in order */
     int64_t timeout_ms;      /* how long a request may wait for the database */
     size_t queue_cap;        /* requests in flight at most (queued + running + done) */
     void (*wake)(void *arg); /* called from the store thread after completions were posted */

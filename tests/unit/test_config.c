@@ -109,9 +109,9 @@ static char *dump(const struct gw_config *c)
     for (size_t i = 0; i < c->n_allowed_origins; i++) {
         (void)fprintf(f, "%s,", c->allowed_origins[i]);
     }
-    (void)fprintf(f, " cert=%s key=%s web=%s log=%d migrate=%d", or_null(c->tls_cert),
-                  or_null(c->tls_key), or_null(c->web_root), (int)c->log_level,
-                  (int)c->migrate_on_start);
+    (void)fprintf(f, " cert=%s key=%s web=%s log=%d migrate=%d storeconns=%d",
+                  or_null(c->tls_cert), or_null(c->tls_key), or_null(c->web_root),
+                  (int)c->log_level, (int)c->migrate_on_start, c->store_connections);
     (void)fclose(f);
     return buf;
 }
@@ -173,6 +173,7 @@ static const struct row rows[] = {
     {"WEB_ROOT", "--web-root", "/srv/a", "/srv/b", NULL, -1},
     {"LOG_LEVEL", "--log-level", "debug", "ERROR", "notice", -1},
     {"MIGRATE_ON_START", "--migrate-on-start", "0", "true", "true", -1},
+    {"STORE_CONNECTIONS", "--store-connections", "1", "16", "2", -1},
 };
 
 #define N_ROWS N_OF(rows)
@@ -383,6 +384,7 @@ static void check_a(const struct gw_config *c)
     cr_assert_str_eq(c->web_root, "/srv/a");
     cr_assert_eq(c->log_level, GW_LOG_DEBUG);
     cr_assert_not(c->migrate_on_start);
+    cr_assert_eq(c->store_connections, 1);
 }
 
 static void check_b(const struct gw_config *c)
@@ -415,6 +417,7 @@ static void check_b(const struct gw_config *c)
     cr_assert_str_eq(c->web_root, "/srv/b");
     cr_assert_eq(c->log_level, GW_LOG_ERROR);
     cr_assert(c->migrate_on_start);
+    cr_assert_eq(c->store_connections, 16);
 }
 
 Test(config, every_setting_from_env)
@@ -592,6 +595,7 @@ static const struct limit limits[] = {
     {"STORE_TIMEOUT_MS", "", 100, 600000},
     {"TOKEN_RECHECK_SEC", "", 1, 300},
     {"MAINTENANCE_INTERVAL_SEC", "", 1, 86400},
+    {"STORE_CONNECTIONS", "", 1, 16},
 };
 
 static int load_number(const struct limit *l, long long v)
