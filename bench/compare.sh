@@ -174,6 +174,10 @@ fi
 PG_SETTINGS=$("$PGBIN/psql" -X -tA -F '=' "$PG" -c "SELECT name, setting FROM pg_settings
     WHERE name IN ('fsync','synchronous_commit','full_page_writes') ORDER BY name" | tr '\n' ' ')
 
+# Root may raise the hard limit too (up to fs.nr_open).
+if is_root; then
+    ulimit -Hn 1048576 2>/dev/null || ulimit -Hn "$(cat /proc/sys/fs/nr_open)" 2>/dev/null || true
+fi
 ulimit -n "$(ulimit -Hn)"
 
 # ---- one run ------------------------------------------------------------------------------------
@@ -310,6 +314,7 @@ printf '\nmedians:\n'
 jq -s -r '
     def med: map(select(. != null)) | sort | if length == 0 then null else .[(length - 1) / 2 | floor] end;
     def r2: if . == null then null else (. * 100 | round) / 100 end;
+    def div(a; b): if a == null or b == null or b == 0 then null else (a / b | r2) end;
     [group_by(.target)[] | {t: .[0].target,
       acked_per_s: (map(.acked_per_s) | med), ack_p99: (map(.ack_p99) | med),
       dl_p50: (map(.dl_p50) | med), dl_p99: (map(.dl_p99) | med), dl_max: (map(.dl_max) | med),
@@ -317,10 +322,10 @@ jq -s -r '
     | (INDEX(.t)) as $m
     | (.[] | "\(.t): acked/s \(.acked_per_s) ack p99 \(.ack_p99) ms, delivery p50 \(.dl_p50) p99 \(.dl_p99) max \(.dl_max) ms, RSS/conn \(.rss) KiB, CPU \(.cpu) ms per 1000 deliveries"),
       (if $m.gateway and $m.node then
-         "gateway/node: throughput x\(($m.gateway.acked_per_s / $m.node.acked_per_s) | r2), delivery p99 x\(($m.node.dl_p99 / $m.gateway.dl_p99) | r2) lower, memory per connection 1/\(($m.node.rss / $m.gateway.rss) | r2), CPU per message 1/\(($m.node.cpu / $m.gateway.cpu) | r2)"
+         "gateway/node: throughput x\(div($m.gateway.acked_per_s; $m.node.acked_per_s)), delivery p99 x\(div($m.node.dl_p99; $m.gateway.dl_p99)) lower, memory per connection 1/\(div($m.node.rss; $m.gateway.rss)), CPU per message 1/\(div($m.node.cpu; $m.gateway.cpu))"
        else empty end),
       (if $m.gateway and $m.pglimit then
-         "gateway/pglimit: \((($m.gateway.acked_per_s / $m.pglimit.acked_per_s * 1000 | round) / 10))% of the database ceiling"
+         "gateway/pglimit: \(div($m.gateway.acked_per_s * 100; $m.pglimit.acked_per_s))% of the database ceiling"
        else empty end)
 ' "$STATE/rows.jsonl"
 printf 'command: bench/compare.sh --targets %s --mode %s --rooms %s --duration %s --speed %s --ramp %s --window %s --rate %s --batch %s --runs %s --sources %s%s\n' \

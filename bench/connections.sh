@@ -115,6 +115,10 @@ psql -X -q -v ON_ERROR_STOP=1 "$PG" -c "CREATE DATABASE $DB TEMPLATE coach_templ
 DBURL="$PG dbname=$DB"
 
 # Both processes hold one descriptor per connection.
+# Root may raise the hard limit too (up to fs.nr_open).
+if is_root; then
+    ulimit -Hn 1048576 2>/dev/null || ulimit -Hn "$(cat /proc/sys/fs/nr_open)" 2>/dev/null || true
+fi
 ulimit -n "$(ulimit -Hn)"
 ((CONNS + 200 <= $(ulimit -n))) || die "the open-files limit $(ulimit -n) is too low for $CONNS"
 
