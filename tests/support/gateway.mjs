@@ -7,7 +7,7 @@
 // (the fixture's maintenance conninfo) and COACH_GATEWAY_BIN.
 import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFileSync, mkdtempSync, openSync, closeSync } from 'node:fs';
+import { readFileSync, mkdtempSync, openSync, closeSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -68,8 +68,20 @@ export function freePort() {
 }
 
 // Start the gateway against db with extra environment; resolves once
-// /healthz answers. stop() sends SIGTERM and resolves with the exit code.
+// /healthz answers (on another free port when the one picked was taken
+// meanwhile). stop() sends SIGTERM, resolves with the exit code and removes
+// the log's directory.
 export async function startGateway(db, env = {}) {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await startOnce(db, env);
+    } catch (e) {
+      if (!e.portTaken || attempt >= 4) throw e;
+    }
+  }
+}
+
+async function startOnce(db, env) {
   const bin = process.env.COACH_GATEWAY_BIN;
   if (!bin) throw new Error('COACH_GATEWAY_BIN is not set: run the suite through ctest');
   const port = await freePort();
@@ -91,7 +103,13 @@ export async function startGateway(db, env = {}) {
   const base = `http://127.0.0.1:${port}`;
   const log = () => readFileSync(logPath, 'utf8');
   for (let i = 0; ; i++) {
-    if (child.exitCode !== null) throw new Error(`gateway exited at start:\n${log()}`);
+    if (child.exitCode !== null) {
+      const text = log();
+      rmSync(dir, { recursive: true, force: true });
+      const err = new Error(`gateway exited at start:\n${text}`);
+      err.portTaken = /already in use/.test(text);
+      throw err;
+    }
     try {
       if ((await fetch(`${base}/healthz`)).ok) break;
     } catch { /* not listening yet */ }
@@ -108,6 +126,7 @@ export async function startGateway(db, env = {}) {
       if (child.exitCode === null) child.kill('SIGTERM');
       const code = await exited;
       const text = log();
+      rmSync(dir, { recursive: true, force: true });
       if (/AddressSanitizer|LeakSanitizer|runtime error:/.test(text)) {
         process.stderr.write(text);
         throw new Error('the gateway reported a sanitizer finding (log above)');

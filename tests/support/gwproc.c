@@ -134,7 +134,10 @@ int gwproc_run(struct gwproc *gp, const char *const env[], const char *const arg
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
-int gwproc_start(struct gwproc *gp, const char *const env[], const char *const args[])
+/* One attempt on a fresh port: 0 up, 1 exited because the port was taken
+ * meanwhile (another process got it between the probe and the bind), -1
+ * failed. */
+static int start_once(struct gwproc *gp, const char *const env[], const char *const args[])
 {
     gp->port = gwproc_free_port();
     char listen[64];
@@ -168,11 +171,23 @@ int gwproc_start(struct gwproc *gp, const char *const env[], const char *const a
         }
         if (waitpid(gp->pid, NULL, WNOHANG) == gp->pid) {
             gp->pid = 0;
-            return -1;
+            char *log = gwproc_log(gp);
+            int taken = log != NULL && strstr(log, "already in use") != NULL;
+            free(log);
+            return taken ? 1 : -1;
         }
         nap_ms(20);
     }
     return -1;
+}
+
+int gwproc_start(struct gwproc *gp, const char *const env[], const char *const args[])
+{
+    int rc = 1;
+    for (int attempt = 0; attempt < 5 && rc == 1; attempt++) {
+        rc = start_once(gp, env, args);
+    }
+    return rc == 0 ? 0 : -1;
 }
 
 /* The gateway runs with sanitizers too and its stderr goes to its log:
