@@ -759,6 +759,11 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     case LWS_CALLBACK_CLIENT_CLOSED:
         conn_lost(c, 0);
         break;
+    case LWS_CALLBACK_WSI_DESTROY:
+        /* freed without a close or an error callback (lws does that for
+         * some failures under load): never leave c->wsi dangling */
+        conn_lost(c, c->st == CS_CONNECTING);
+        break;
     default:
         break;
     }
@@ -983,7 +988,10 @@ int lg_run(const struct lg_run_cfg *cfg, struct lg_run_result *res, struct lg_er
     memset(&info, 0, sizeof info);
     info.port = CONTEXT_PORT_NO_LISTEN;
     info.protocols = protocols;
-    info.fd_limit_per_thread = (unsigned)(2 * L.n + 64);
+    /* fd_limit_per_thread stays 0: lws sizes its fd tables by the
+     * process's open-files limit (main raised it), which covers every fd
+     * number the process can get. A smaller table (2 per room) crashed
+     * once fd numbers went past it, at 19 000 connections. */
     L.ctx = lws_create_context(&info);
     if (L.ctx == NULL) {
         rooms_fini(&L);
