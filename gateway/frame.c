@@ -49,15 +49,43 @@ void gw_outbox_fini(struct gw_outbox *o)
     while (o->len > 0) {
         gw_outbox_pop(o);
     }
+    free(o->slot);
+    o->slot = NULL;
+    o->cap = 0;
+}
+
+/* Room for one more: grow the ring (its frames move to the start, in
+ * order). 0, or -1 when at GW_OUTBOX_SLOTS or out of memory. */
+static int outbox_grow(struct gw_outbox *o)
+{
+    if (o->len < o->cap) {
+        return 0;
+    }
+    size_t cap = o->cap == 0 ? 8 : o->cap * 2;
+    if (cap > GW_OUTBOX_SLOTS) {
+        return -1;
+    }
+    struct gw_frame **slot = calloc(cap, sizeof(*slot));
+    if (slot == NULL) {
+        return -1;
+    }
+    for (size_t i = 0; i < o->len; i++) {
+        slot[i] = o->slot[(o->head + i) % o->cap];
+    }
+    free(o->slot);
+    o->slot = slot;
+    o->cap = cap;
+    o->head = 0;
+    return 0;
 }
 
 int gw_outbox_push(struct gw_outbox *o, struct gw_frame *f)
 {
-    if (o->len == GW_OUTBOX_SLOTS || o->bytes + f->len > o->max_bytes) {
+    if (o->bytes + f->len > o->max_bytes || outbox_grow(o) != 0) {
         return -ENOBUFS;
     }
     gw_frame_ref(f);
-    o->slot[(o->head + o->len) % GW_OUTBOX_SLOTS] = f;
+    o->slot[(o->head + o->len) % o->cap] = f;
     o->len++;
     o->bytes += f->len;
     return 0;
@@ -75,8 +103,15 @@ void gw_outbox_pop(struct gw_outbox *o)
     }
     struct gw_frame *f = o->slot[o->head];
     o->slot[o->head] = NULL;
-    o->head = (o->head + 1) % GW_OUTBOX_SLOTS;
+    o->head = (o->head + 1) % o->cap;
     o->len--;
     o->bytes -= f->len;
     gw_frame_unref(f);
+    if (o->len == 0 && o->cap > 8) {
+        /* a burst is over: give its array back */
+        free(o->slot);
+        o->slot = NULL;
+        o->cap = 0;
+        o->head = 0;
+    }
 }

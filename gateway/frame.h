@@ -33,18 +33,22 @@ static inline unsigned char *gw_frame_payload(struct gw_frame *f)
 void gw_frame_ref(struct gw_frame *f);
 void gw_frame_unref(struct gw_frame *f); /* NULL-safe */
 
-#define GW_OUTBOX_SLOTS 128
+#define GW_OUTBOX_SLOTS 128 /* frames queued at most */
 
+/* A ring of queued frames. Its array grows on demand (8, 16, ... up to
+ * GW_OUTBOX_SLOTS) and is freed when a large one empties, so an idle
+ * connection holds none: a held connection's memory counts. */
 struct gw_outbox {
-    struct gw_frame *slot[GW_OUTBOX_SLOTS];
-    size_t head, len;
+    struct gw_frame **slot; /* owned; cap entries */
+    size_t cap, head, len;
     size_t bytes, max_bytes;
 };
 
 void gw_outbox_init(struct gw_outbox *o, size_t max_bytes);
 /* Drop every queued frame. */
 void gw_outbox_fini(struct gw_outbox *o);
-/* Queue a new reference to f. 0, or -ENOBUFS when full (nothing queued). */
+/* Queue a new reference to f. 0, or -ENOBUFS when full or out of memory
+ * (nothing queued). */
 int gw_outbox_push(struct gw_outbox *o, struct gw_frame *f);
 /* The oldest frame (borrowed) or NULL. */
 struct gw_frame *gw_outbox_peek(const struct gw_outbox *o);

@@ -172,7 +172,7 @@ struct gw_conn {
     struct store_user user;
     bool is_admin;
     bool counted;                    /* counted in srv->user_conns */
-    char token[STORE_TOKEN_MAX + 1]; /* session token, for revocation checks */
+    char *token; /* session token, for revocation checks: owned, wiped; NULL for a JWT */
     bool is_session_token;
     int64_t token_expires_unix_ms;
     struct room_conn rc;

@@ -289,6 +289,15 @@ static int submit_auth(struct gw_conn *c, struct store_req *req, struct auth_ctx
     return rc;
 }
 
+static void free_token(struct gw_conn *c)
+{
+    if (c->token != NULL) {
+        sodium_memzero(c->token, strlen(c->token));
+        free(c->token);
+        c->token = NULL;
+    }
+}
+
 /* Start checking token (header or hello). Errors are sent to c. */
 static void start_auth(struct gw_conn *c, const char *token, size_t len, const char *hello_id)
 {
@@ -297,9 +306,16 @@ static void start_auth(struct gw_conn *c, const char *token, size_t len, const c
     int64_t jwt_exp = 0;
     struct store_req *req = gw_auth_request(c->srv->cfg, token, len, auth_done, NULL, &jwt_exp);
     if (req != NULL && req->op == STORE_OP_AUTH_SESSION) {
-        /* kept for the periodic revocation checks */
-        memcpy(c->token, req->u.auth_session.token, sizeof(c->token));
+        /* kept for the periodic revocation checks (its own size, not the
+         * store's maximum: a held connection's memory counts) */
+        free_token(c);
+        c->token = strdup(req->u.auth_session.token);
         c->is_session_token = true;
+        if (c->token == NULL) {
+            store_req_free(req);
+            gw_conn_error(c, "unavailable", "out of memory", hello_id, NULL, NULL, 1013);
+            return;
+        }
     } else if (req != NULL) {
         c->token_expires_unix_ms = jwt_exp;
         c->is_session_token = false;
@@ -327,7 +343,8 @@ static void revalidate(struct gw_conn *c)
         arm_auth_timer(c);
         return;
     }
-    snprintf(req->u.auth_session.token, sizeof(req->u.auth_session.token), "%s", c->token);
+    snprintf(req->u.auth_session.token, sizeof(req->u.auth_session.token), "%s",
+             c->token != NULL ? c->token : "");
     ax->srv = c->srv;
     ax->conn_id = c->id;
     ax->revalidate = true;
@@ -498,7 +515,7 @@ static void on_closed(struct gw_server *srv, struct gw_conn *c)
     srv->n_conns--;
     gw_outbox_fini(&c->out);
     free(c->rx);
-    sodium_memzero(c->token, sizeof(c->token));
+    free_token(c);
     c->srv = NULL;
 }
 

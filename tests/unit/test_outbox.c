@@ -5,6 +5,7 @@
  */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <jansson.h>
@@ -98,4 +99,39 @@ Test(map, put_get_replace_delete)
     cr_expect_eq(gw_map_get(m, "room-1", 6), &a);
     cr_expect_null(gw_map_get(m, "room-12", 7), "keys compare by length too");
     gw_map_free(m);
+}
+
+Test(outbox, grows_in_order_while_wrapped_and_gives_memory_back)
+{
+    struct gw_frame *f[40];
+    char text[8];
+    for (int i = 0; i < 40; i++) {
+        snprintf(text, sizeof(text), "m%d", i);
+        f[i] = frame_of(text);
+    }
+    struct gw_outbox o;
+    gw_outbox_init(&o, 1u << 20);
+    cr_expect_eq(o.cap, 0, "an idle outbox holds no array");
+    int next_in = 0, next_out = 0;
+    for (int i = 0; i < 6; i++) {
+        cr_assert_eq(gw_outbox_push(&o, f[next_in++]), 0);
+    }
+    for (int i = 0; i < 4; i++) { /* the ring's head moves: pushes wrap */
+        cr_assert_eq(gw_outbox_peek(&o), f[next_out++]);
+        gw_outbox_pop(&o);
+    }
+    while (next_in < 40) { /* 8 -> 16 -> 32 -> 64 while wrapped */
+        cr_assert_eq(gw_outbox_push(&o, f[next_in++]), 0);
+    }
+    cr_expect_eq(o.cap, 64);
+    while (next_out < 40) {
+        cr_assert_eq(gw_outbox_peek(&o), f[next_out++], "frame %d in order", next_out - 1);
+        gw_outbox_pop(&o);
+    }
+    cr_expect_eq(o.cap, 0, "emptied after a burst: the array is freed");
+    gw_outbox_fini(&o);
+    for (int i = 0; i < 40; i++) {
+        cr_expect_eq(f[i]->refs, 1);
+        gw_frame_unref(f[i]);
+    }
 }
