@@ -52,7 +52,7 @@ done
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 for ((try = 0; try < 5; try++)); do
     [[ -z $GW_PID ]] || break
-    PORT=$((20000 + RANDOM % 40000))
+    PORT=$((20000 + RANDOM % 12000)) # below the ephemeral range
     port_free "$PORT" || continue
     DATABASE_URL=$DBURL LISTEN=127.0.0.1:$PORT LOG_LEVEL=warn MIGRATE_ON_START=0 \
         "$COACH_GATEWAY_BIN" serve 2>"$TMP/gateway.log" &

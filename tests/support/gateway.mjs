@@ -56,15 +56,19 @@ export async function createDatabase() {
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-export function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
+// A port below the kernel's ephemeral range (32768 and up), so outgoing
+// connections opened meanwhile by other tests cannot take it.
+export async function freePort() {
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const port = 20000 + Math.floor(Math.random() * 12000);
+    const free = await new Promise((resolve) => {
+      const srv = createServer();
+      srv.once('error', () => resolve(false));
+      srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
     });
-  });
+    if (free) return port;
+  }
+  throw new Error('no free port found');
 }
 
 // Start the gateway against db with extra environment; resolves once
@@ -107,7 +111,7 @@ async function startOnce(db, env) {
       const text = log();
       rmSync(dir, { recursive: true, force: true });
       const err = new Error(`gateway exited at start:\n${text}`);
-      err.portTaken = /already in use/.test(text);
+      err.portTaken = /already in use|ERROR on binding/.test(text);
       throw err;
     }
     try {

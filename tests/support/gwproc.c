@@ -38,20 +38,33 @@ static void nap_ms(long ms)
     nanosleep(&ts, NULL);
 }
 
+/* Ports are picked below the kernel's ephemeral range (32768 and up on
+ * Linux), so the outgoing connections other tests open at the same time
+ * cannot take them between the probe and the gateway's bind. */
+#define PORT_LOW  20000
+#define PORT_SPAN 12000
+
 int gwproc_free_port(void)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(a);
-    int port = -1;
-    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-        getsockname(fd, (struct sockaddr *)&a, &len) == 0) {
-        port = ntohs(a.sin_port);
+    static unsigned seed;
+    if (seed == 0) {
+        seed = (unsigned)getpid() ^ (unsigned)mono_ms();
     }
-    if (fd >= 0) {
-        close(fd);
+    for (int attempt = 0; attempt < 100; attempt++) {
+        int port = PORT_LOW + (int)(rand_r(&seed) % PORT_SPAN);
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in a = {.sin_family = AF_INET,
+                                .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+                                .sin_port = htons((uint16_t)port)};
+        int ok = fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+        if (fd >= 0) {
+            close(fd);
+        }
+        if (ok) {
+            return port;
+        }
     }
-    return port;
+    return -1;
 }
 
 /* environ minus the names set in env, plus env. Caller frees the array. */
@@ -172,7 +185,10 @@ static int start_once(struct gwproc *gp, const char *const env[], const char *co
         if (waitpid(gp->pid, NULL, WNOHANG) == gp->pid) {
             gp->pid = 0;
             char *log = gwproc_log(gp);
-            int taken = log != NULL && strstr(log, "already in use") != NULL;
+            /* our own probe's message, or lws's when the port went
+             * between the probe and its bind (errno 98: EADDRINUSE) */
+            int taken = log != NULL && (strstr(log, "already in use") != NULL ||
+                                        strstr(log, "ERROR on binding") != NULL);
             free(log);
             return taken ? 1 : -1;
         }
