@@ -294,8 +294,6 @@ void gw_lk_kick(struct gw_server *srv);
 void gw_lk_poll(struct gw_server *srv);
 int gw_lk_open(struct gw_server *srv, struct gw_err *err);
 void gw_lk_close(struct gw_server *srv);
-/* webhook.c: apply a committed LiveKit event to the loaded room, if any. */
-void gw_lk_apply(struct gw_server *srv, const struct store_lk_event *ev, bool replaced);
 /* webhook.c: the client of a webhook request went away (http.c). */
 void gw_webhook_detach(struct gw_http *h);
 /* aijobs.c: start the AI client when AI_SUMMARY_URL is set; stop it. */

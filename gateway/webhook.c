@@ -161,7 +161,8 @@ static void finished(struct gw_server *srv, struct gw_room *g, const struct stor
     send_media(g, 1, false);
 }
 
-void gw_lk_apply(struct gw_server *srv, const struct store_lk_event *ev, bool replaced)
+/* A committed event, applied to the room in memory (when loaded). */
+static void apply_event(struct gw_server *srv, const struct store_lk_event *ev, bool replaced)
 {
     struct gw_room *g = gw_map_get(srv->rooms, ev->room_id, strlen(ev->room_id));
     switch (ev->kind) {
@@ -210,7 +211,7 @@ static void event_done(struct store_req *req)
     } else {
         gw_log(GW_LOG_INFO, "livekit.webhook", "event=%s result=ok room=%s media_changed=%d",
                ev->event, ev->room_id, ev->media_changed);
-        gw_lk_apply(k->srv, ev, k->replaced);
+        apply_event(k->srv, ev, k->replaced);
         reply(k->srv, k->h, HOOK_OK, 200, NULL, NULL);
     }
     store_req_free(req);

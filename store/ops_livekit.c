@@ -69,10 +69,9 @@ static const char participant_del_sql[] =
 static const char participant_count_sql[] =
     "SELECT count(*) FROM coach_livekit_participant WHERE room_id = $1 AND user_id = $2";
 
-/* $1 roomId. -> the users who had a participant there. */
+/* $1 roomId. */
 static const char participant_clear_sql[] =
-    "WITH d AS (DELETE FROM coach_livekit_participant WHERE room_id = $1 RETURNING user_id)"
-    " SELECT DISTINCT user_id FROM d ORDER BY 1 LIMIT 2";
+    "DELETE FROM coach_livekit_participant WHERE room_id = $1";
 
 /* $1 lease (ms), $2 jobs wanted. -> appointment id, roomId, attempts. */
 static const char close_claim_sql[] =
@@ -216,7 +215,6 @@ static int session_join(PGconn *c, struct store_req *req, const struct lk_appt *
         run_prepared(c, req, STORE_Q_JOIN_ROOM, 1, appt, "livekit: room") != 0) {
         return -1;
     }
-    e->session_started = 1;
     return 0;
 }
 
@@ -306,18 +304,7 @@ static int on_finished(PGconn *c, struct store_req *req)
         return -1;
     }
     const char *vals[] = {e->room_id};
-    PGresult *res = run(c, req, participant_clear_sql, 1, vals, "livekit: room finished");
-    if (res == NULL) {
-        return -1;
-    }
-    for (int i = 0; i < PQntuples(res) && i < 2; i++) {
-        if (store__ops_copy(e->media_users[e->n_media_users], sizeof e->media_users[0], res, i,
-                            0) == 0) {
-            e->n_media_users++;
-        }
-    }
-    PQclear(res);
-    return 0;
+    return run_cmd(c, req, participant_clear_sql, 1, vals, "livekit: room finished");
 }
 
 /* The effects after the id was recorded; 0 or -1 (req failed). */
@@ -352,7 +339,7 @@ void store__op_lk_event(PGconn *c, struct store_req *req)
 {
     struct store_lk_event *e = &req->u.lk_event;
     e->result = STORE_LK_APPLIED;
-    e->media_changed = e->session_started = e->session_running = e->n_media_users = 0;
+    e->media_changed = e->session_running = 0;
     e->appointment_id[0] = '\0';
     if (e->event_id[0] == '\0') {
         req->rc = -EINVAL;

@@ -478,8 +478,8 @@ enum store_lk_result {
  *    media_changed = it is the user's first participant in the room;
  *  - LEFT: the participant row goes; media_changed = the user has none left;
  *  - FINISHED of the latest instance (or of a room with no instance
- *    recorded): every participant row of the room goes (media_users lists
- *    the users who had one); of an older instance: STALE.
+ *    recorded): every participant row of the room goes; of an older
+ *    instance: STALE.
  * Errors: STORE_E_QUERY / STORE_E_UNAVAILABLE (rolled back: the id is not
  * recorded, so a redelivery is applied).
  */
@@ -497,10 +497,7 @@ struct store_lk_event {
     enum store_lk_result result;               /* out */
     char appointment_id[STORE_ID_MAX + 1];     /* out: when the room is known */
     int media_changed;                         /* out: JOINED, LEFT */
-    int session_started;                       /* out: JOINED created/reactivated a Session */
     int session_running;                       /* out: the appointment is 'active' */
-    char media_users[2][STORE_ID_MAX + 1];     /* out: FINISHED: users who had media */
-    int n_media_users;                         /* out */
 };
 
 /* One due LiveKit room-close job. */
