@@ -38,6 +38,8 @@ root=$(cd -P "$here/.." && pwd)
 LIB_PREFIX=chat-bench
 # shellcheck source=../tools/lib.sh
 . "$root/tools/lib.sh"
+# shellcheck source=lib.sh
+. "$root/bench/lib.sh"
 
 ROOMS=100
 DURATION=20
@@ -50,10 +52,7 @@ WAIT_IDLE=0
 KEEP=0
 BUILD_DIR=${BUILD_DIR:-$root/build/release}
 
-usage() {
-    sed -n '2,/^# shellcheck/p' "${BASH_SOURCE[0]}" | sed -e '$d' -e 's/^# \{0,1\}//' >&2
-    exit 2
-}
+usage() { bench_usage "${BASH_SOURCE[0]}"; }
 
 while (($# > 0)); do
     case $1 in
@@ -71,11 +70,6 @@ while (($# > 0)); do
     *) say "unknown argument: $1"; usage ;;
     esac
 done
-# in_range VALUE LO HI: 0 when VALUE is an integer in LO..HI.
-in_range() {
-    [[ $1 =~ ^[0-9]+$ ]] || return 1
-    (($1 >= $2 && $1 <= $3))
-}
 in_range "$ROOMS" 1 1000 || die "--rooms must be 1..1000"
 in_range "$RUNS" 1 20 || die "--runs must be 1..20"
 in_range "$HISTORY" 0 100000 || die "--history must be 0..100000"
@@ -87,25 +81,7 @@ STATE=""
 GW_PID=""
 PG_STATE=""
 
-cleanup() {
-    local rc=$?
-    if [[ -n $GW_PID ]] && proc_alive "$GW_PID"; then
-        kill -TERM "$GW_PID" 2>/dev/null || true
-        wait "$GW_PID" 2>/dev/null || true
-    fi
-    if [[ -n $PG_STATE ]]; then
-        "$root/tests/support/pg-fixture.sh" destroy "$PG_STATE" >/dev/null 2>&1 ||
-            say "could not destroy the PostgreSQL in $PG_STATE"
-    fi
-    if [[ -n $STATE ]]; then
-        if ((KEEP)); then
-            say "logs kept in $STATE"
-        else
-            rm -rf -- "$STATE"
-        fi
-    fi
-    exit "$rc"
-}
+cleanup() { bench_finish $? "$GW_PID"; }
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
@@ -115,12 +91,7 @@ trap 'exit 143' TERM
 build() {
     grep -q '^add_subdirectory(bench)' "$root/CMakeLists.txt" ||
         die "CMakeLists.txt does not build bench/ (add_subdirectory(bench) is missing)"
-    say "building Release in $BUILD_DIR"
-    cmake -S "$root" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release >"$STATE/cmake.log" 2>&1 ||
-        { tail -n 30 "$STATE/cmake.log" >&2; die "cmake configure failed"; }
-    cmake --build "$BUILD_DIR" -j "$(nproc)" --target coach-gateway chat_bench \
-        >>"$STATE/cmake.log" 2>&1 ||
-        { tail -n 30 "$STATE/cmake.log" >&2; die "build failed"; }
+    bench_build "$BUILD_DIR" coach-gateway chat_bench
     GATEWAY=$BUILD_DIR/gateway/coach-gateway
     BENCH=$BUILD_DIR/bench/chat_bench
     [[ -x $GATEWAY && -x $BENCH ]] || die "built, but $GATEWAY or $BENCH is missing"
@@ -134,38 +105,6 @@ psql_db() {
     "$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 "$PG_BASE dbname=$db" "$@"
 }
 
-start_pg() {
-    PG_STATE=$STATE/pg
-    "$root/tests/support/pg-fixture.sh" start "$PG_STATE" >"$STATE/pg-fixture.log" 2>&1 ||
-        { cat "$STATE/pg-fixture.log" >&2; die "PostgreSQL did not start"; }
-    PGBIN=$(pg_bindir) || die "no PostgreSQL in /usr/lib/postgresql/*/bin"
-    PG_DIR=$(head -n 1 "$PG_STATE/pgdir")
-    local conninfo
-    conninfo=$(head -n 1 "$PG_STATE/conninfo")
-    PG_BASE=${conninfo% dbname=postgres}
-    if ((DURABLE)); then
-        # The fixture passes fsync=off on pg_ctl's command line, which no
-        # configuration file can override: restart the same data directory
-        # with durable settings instead.
-        "$root/tests/support/pg-fixture.sh" stop "$PG_STATE" >>"$STATE/pg-fixture.log" 2>&1 ||
-            die "could not stop the fixture's PostgreSQL"
-        local user opts
-        user=$(id -un)
-        if is_root; then
-            user=postgres
-        fi
-        opts="-c listen_addresses='' -k $PG_DIR -p 5432 -c fsync=on -c synchronous_commit=on"
-        opts+=" -c full_page_writes=on -c max_connections=200"
-        pg_start_retry "$PG_DIR/server.log" "$user" "$PGBIN/pg_ctl" -D "$PG_DIR/data" \
-            -l "$PG_DIR/server.log" -w -t 60 -o "$opts" ||
-            { pg_log_tail "$PG_DIR/server.log"; die "durable PostgreSQL did not start"; }
-    fi
-    PG_SETTINGS=$(psql_db postgres -tA -F '=' -c "SELECT name, setting FROM pg_settings
-        WHERE name IN ('fsync','synchronous_commit','full_page_writes','wal_sync_method',
-                       'shared_buffers','wal_level','max_connections')
-        ORDER BY name" | tr '\n' ' ')
-    PG_VERSION=$(psql_db postgres -tA -c 'SHOW server_version')
-}
 
 # seed DB FIXTURE: ROOMS rooms, each a coach, a client, their session
 # tokens and an appointment starting now, plus (HISTORY > 0) an earlier
@@ -243,32 +182,19 @@ SQL
 
 # ---- the gateway ---------------------------------------------------------------------------
 
-# port_free PORT: 0 when nothing listens on 127.0.0.1:PORT.
-port_free() {
-    # shellcheck disable=SC2016 # $1 belongs to the inner shell
-    ! timeout 1 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1"' _ "$1" 2>/dev/null
+# The gateway on GW_DB, for bench_serve.
+start_server() {
+    DATABASE_URL="$PG_BASE dbname=$GW_DB" LISTEN=127.0.0.1:$PORT LOG_LEVEL=warn \
+        MIGRATE_ON_START=0 "$GATEWAY" serve 2>"$1" &
+    SRV_PID=$!
 }
 
 # start_gateway DB LOG: serve DB on a free port; sets GW_PID and GW_PORT.
 start_gateway() {
-    local db=$1 log=$2 try i
-    for ((try = 0; try < 5; try++)); do
-        GW_PORT=$((20000 + RANDOM % 40000))
-        port_free "$GW_PORT" || continue
-        DATABASE_URL="$PG_BASE dbname=$db" LISTEN=127.0.0.1:$GW_PORT LOG_LEVEL=warn \
-            MIGRATE_ON_START=0 "$GATEWAY" serve 2>"$log" &
-        GW_PID=$!
-        for ((i = 0; i < 100; i++)); do
-            if curl -fsS -o /dev/null --max-time 1 "http://127.0.0.1:$GW_PORT/healthz" 2>/dev/null; then
-                return 0
-            fi
-            proc_alive "$GW_PID" || break
-            sleep 0.2
-        done
-        stop_gateway || true
-    done
-    tail -n 20 "$log" >&2
-    die "the gateway did not start"
+    GW_DB=$1
+    bench_serve "$2" start_server
+    GW_PID=$SRV_PID
+    GW_PORT=$PORT
 }
 
 # stop_gateway: SIGTERM (drain) and wait; returns the gateway's exit status.
@@ -474,7 +400,7 @@ main() {
     command -v cmake >/dev/null || die "cmake is needed (apt-get install cmake)"
     STATE=$(mktemp -d /tmp/coach-bench.XXXXXX)
     build
-    start_pg
+    bench_start_pg # no template: chat.sh migrates its own databases
     local mode i attempt
     for mode in ${MODES//,/ }; do
         for ((i = 1; i <= RUNS; i++)); do

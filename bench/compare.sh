@@ -34,6 +34,8 @@ root=$(cd -P "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 LIB_PREFIX=compare
 # shellcheck source=../tools/lib.sh
 . "$root/tools/lib.sh"
+# shellcheck source=lib.sh
+. "$root/bench/lib.sh"
 
 TARGETS=gateway,node
 MODE=replay
@@ -50,10 +52,7 @@ DURABLE=0
 KEEP=0
 BUILD_DIR=${BUILD_DIR:-$root/build/release}
 
-usage() {
-    sed -n '2,/^# shellcheck/p' "${BASH_SOURCE[0]}" | sed -e '$d' -e 's/^# \{0,1\}//' >&2
-    exit 2
-}
+usage() { bench_usage "${BASH_SOURCE[0]}"; }
 
 while (($# > 0)); do
     case $1 in
@@ -76,10 +75,6 @@ while (($# > 0)); do
     esac
 done
 
-in_range() {
-    [[ $1 =~ ^[0-9]+$ ]] || return 1
-    (($1 >= $2 && $1 <= $3))
-}
 [[ $TARGETS =~ ^(gateway|node|pglimit)(,(gateway|node|pglimit))*$ ]] ||
     die "--targets: a comma list of gateway, node, pglimit"
 in_range "$BATCH" 1 4096 || die "--batch must be 1..4096"
@@ -101,31 +96,7 @@ SRV_PID=""
 LG_PID=""
 PG_STATE=""
 
-stop_pid() {
-    local pid=$1
-    if [[ -n $pid ]] && proc_alive "$pid"; then
-        kill -TERM "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    fi
-}
-
-cleanup() {
-    local rc=$?
-    stop_pid "$LG_PID"
-    stop_pid "$SRV_PID"
-    if [[ -n $PG_STATE ]]; then
-        "$root/tests/support/pg-fixture.sh" destroy "$PG_STATE" >/dev/null 2>&1 ||
-            say "could not destroy the PostgreSQL in $PG_STATE"
-    fi
-    if [[ -n $STATE ]]; then
-        if ((KEEP)); then
-            say "logs kept in $STATE"
-        else
-            rm -rf -- "$STATE"
-        fi
-    fi
-    exit "$rc"
-}
+cleanup() { bench_finish $? "$LG_PID" "$SRV_PID"; }
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
@@ -134,11 +105,7 @@ STATE=$(mktemp -d /tmp/coach-compare.XXXXXX)
 
 # ---- build ------------------------------------------------------------------------------------
 
-say "building Release in $BUILD_DIR"
-cmake -S "$root" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release >"$STATE/cmake.log" 2>&1 ||
-    { tail -n 30 "$STATE/cmake.log" >&2; die "cmake configure failed"; }
-cmake --build "$BUILD_DIR" -j 2 --target coach-gateway coach-loadgen pg_limit >>"$STATE/cmake.log" 2>&1 ||
-    { tail -n 30 "$STATE/cmake.log" >&2; die "build failed"; }
+bench_build "$BUILD_DIR" coach-gateway coach-loadgen pg_limit
 GATEWAY=$BUILD_DIR/gateway/coach-gateway
 LOADGEN=$BUILD_DIR/tools/loadgen/coach-loadgen
 PEER=$root/bench/peer-node/server.mjs
@@ -152,64 +119,29 @@ fi
 
 # ---- PostgreSQL ---------------------------------------------------------------------------------
 
-PG_STATE=$STATE/pg
-"$root/tests/support/pg-fixture.sh" start "$PG_STATE" "$GATEWAY" >"$STATE/pg-fixture.log" 2>&1 ||
-    { cat "$STATE/pg-fixture.log" >&2; die "PostgreSQL did not start"; }
-PG=$(head -n 1 "$PG_STATE/conninfo")
-PGBIN=$(pg_bindir) || die "no PostgreSQL in /usr/lib/postgresql/*/bin"
-if ((DURABLE)); then
-    # The fixture sets fsync=off on pg_ctl's command line: restart the same
-    # data directory with durable settings instead.
-    PG_DIR=$(head -n 1 "$PG_STATE/pgdir")
-    "$root/tests/support/pg-fixture.sh" stop "$PG_STATE" >>"$STATE/pg-fixture.log" 2>&1 ||
-        die "could not stop the fixture's PostgreSQL"
-    user=$(id -un)
-    is_root && user=postgres
-    opts="-c listen_addresses='' -k $PG_DIR -p 5432 -c fsync=on -c synchronous_commit=on"
-    opts+=" -c full_page_writes=on -c max_connections=200"
-    pg_start_retry "$PG_DIR/server.log" "$user" "$PGBIN/pg_ctl" -D "$PG_DIR/data" \
-        -l "$PG_DIR/server.log" -w -t 60 -o "$opts" ||
-        { pg_log_tail "$PG_DIR/server.log"; die "durable PostgreSQL did not start"; }
-fi
-PG_SETTINGS=$("$PGBIN/psql" -X -tA -F '=' "$PG" -c "SELECT name, setting FROM pg_settings
-    WHERE name IN ('fsync','synchronous_commit','full_page_writes') ORDER BY name" | tr '\n' ' ')
-
-# Root may raise the hard limit too (up to fs.nr_open).
-if is_root; then
-    ulimit -Hn 1048576 2>/dev/null || ulimit -Hn "$(cat /proc/sys/fs/nr_open)" 2>/dev/null || true
-fi
-ulimit -n "$(ulimit -Hn)"
+bench_start_pg "$GATEWAY"
+bench_raise_nofile
 
 # ---- one run ------------------------------------------------------------------------------------
 
-port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
 
+# The server under test, for bench_serve: TARGET on TARGET_DB.
+start_server() {
+    if [[ $TARGET == gateway ]]; then
+        DATABASE_URL=$TARGET_DB LISTEN=127.0.0.1:$PORT LOG_LEVEL=warn MIGRATE_ON_START=0 \
+            "$GATEWAY" serve 2>"$1" &
+    else
+        node "$PEER" --listen "127.0.0.1:$PORT" --database-url "$TARGET_DB" 2>"$1" &
+    fi
+    SRV_PID=$!
+}
+
 # start_target NAME DBURL LOG: SRV_PID and PORT, once /healthz answers.
 start_target() {
-    local name=$1 dburl=$2 log=$3 try i
-    for ((try = 0; try < 5; try++)); do
-        PORT=$((20000 + RANDOM % 40000))
-        port_free "$PORT" || continue
-        if [[ $name == gateway ]]; then
-            DATABASE_URL=$dburl LISTEN=127.0.0.1:$PORT LOG_LEVEL=warn MIGRATE_ON_START=0 \
-                "$GATEWAY" serve 2>"$log" &
-        else
-            node "$PEER" --listen "127.0.0.1:$PORT" --database-url "$dburl" 2>"$log" &
-        fi
-        SRV_PID=$!
-        for ((i = 0; i < 100; i++)); do
-            curl -fsS -o /dev/null --max-time 1 "http://127.0.0.1:$PORT/healthz" 2>/dev/null &&
-                return 0
-            proc_alive "$SRV_PID" || break
-            sleep 0.1
-        done
-        stop_pid "$SRV_PID"
-        SRV_PID=""
-    done
-    tail -n 20 "$log" >&2
-    die "$name did not start"
+    TARGET=$1 TARGET_DB=$2
+    bench_serve "$3" start_server
 }
 
 loadgen_args() {
@@ -273,7 +205,7 @@ run_one() {
     "$PGBIN/psql" -X -q "$PG" -c "DROP DATABASE $db WITH (FORCE)" || true
     [[ -s $dir/run.json ]] || { tail -n 20 "$dir/loadgen.log" >&2; die "coach-loadgen failed"; }
     jq -c --arg t "$name" --argjson run "$run" --argjson rc "$rc" --argjson rss0 "$rss0" \
-        --argjson peak "$rss_peak" --argjson cpu "$(((cpu1 - cpu0)))" \
+        --argjson peak "$rss_peak" --argjson cpu "$((cpu1 - cpu0))" \
         --argjson hz "$(getconf CLK_TCK)" '
         {target: $t, run: $run, rc: $rc, ok: .ok,
          conns: .counts.joined_peak, acked: .counts.acked, acked_per_s: ((.acked_per_s * 10 | round) / 10),

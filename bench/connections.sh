@@ -25,6 +25,8 @@ root=$(cd -P "$here/.." && pwd)
 LIB_PREFIX=connections
 # shellcheck source=../tools/lib.sh
 . "$root/tools/lib.sh"
+# shellcheck source=lib.sh
+. "$root/bench/lib.sh"
 
 CONNS=2000
 RAMP=10
@@ -33,10 +35,7 @@ SOURCES=1
 KEEP=0
 BUILD_DIR=${BUILD_DIR:-$root/build/release}
 
-usage() {
-    sed -n '2,/^# shellcheck/p' "${BASH_SOURCE[0]}" | sed -e '$d' -e 's/^# \{0,1\}//' >&2
-    exit 2
-}
+usage() { bench_usage "${BASH_SOURCE[0]}"; }
 
 while (($# > 0)); do
     case $1 in
@@ -51,10 +50,6 @@ while (($# > 0)); do
     esac
 done
 
-in_range() {
-    [[ $1 =~ ^[0-9]+$ ]] || return 1
-    (($1 >= $2 && $1 <= $3))
-}
 if ! in_range "$CONNS" 2 100000 || ((CONNS % 2 != 0)); then
     die "--conns must be even, 2..100000"
 fi
@@ -65,80 +60,40 @@ command -v jq >/dev/null || die "jq is needed (apt-get install jq)"
 command -v curl >/dev/null || die "curl is needed (apt-get install curl)"
 
 STATE=""
-GW_PID=""
+SRV_PID=""
 LG_PID=""
 PG_STATE=""
+DURABLE=0
 
-cleanup() {
-    local rc=$?
-    for pid in $LG_PID $GW_PID; do
-        if proc_alive "$pid"; then
-            kill -TERM "$pid" 2>/dev/null || true
-            wait "$pid" 2>/dev/null || true
-        fi
-    done
-    if [[ -n $PG_STATE ]]; then
-        "$root/tests/support/pg-fixture.sh" destroy "$PG_STATE" >/dev/null 2>&1 ||
-            say "could not destroy the PostgreSQL in $PG_STATE"
-    fi
-    if [[ -n $STATE ]]; then
-        if ((KEEP)); then
-            say "logs kept in $STATE"
-        else
-            rm -rf -- "$STATE"
-        fi
-    fi
-    exit "$rc"
-}
+cleanup() { bench_finish $? "$LG_PID" "$SRV_PID"; }
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
 STATE=$(mktemp -d /tmp/coach-connections.XXXXXX)
 
-say "building Release in $BUILD_DIR"
-cmake -S "$root" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release >"$STATE/cmake.log" 2>&1 ||
-    { tail -n 30 "$STATE/cmake.log" >&2; die "cmake configure failed"; }
-cmake --build "$BUILD_DIR" -j 2 --target coach-gateway coach-loadgen >>"$STATE/cmake.log" 2>&1 ||
-    { tail -n 30 "$STATE/cmake.log" >&2; die "build failed"; }
+bench_build "$BUILD_DIR" coach-gateway coach-loadgen
 GATEWAY=$BUILD_DIR/gateway/coach-gateway
 LOADGEN=$BUILD_DIR/tools/loadgen/coach-loadgen
 [[ -x $GATEWAY && -x $LOADGEN ]] || die "built, but $GATEWAY or $LOADGEN is missing"
 
-PG_STATE=$STATE/pg
-"$root/tests/support/pg-fixture.sh" start "$PG_STATE" "$GATEWAY" >"$STATE/pg-fixture.log" 2>&1 ||
-    { cat "$STATE/pg-fixture.log" >&2; die "PostgreSQL did not start"; }
-PG=$(head -n 1 "$PG_STATE/conninfo")
+bench_start_pg "$GATEWAY"
 DB=connections
 psql -X -q -v ON_ERROR_STOP=1 "$PG" -c "CREATE DATABASE $DB TEMPLATE coach_template" ||
     die "cannot create the database"
 DBURL="$PG dbname=$DB"
 
 # Both processes hold one descriptor per connection.
-# Root may raise the hard limit too (up to fs.nr_open).
-if is_root; then
-    ulimit -Hn 1048576 2>/dev/null || ulimit -Hn "$(cat /proc/sys/fs/nr_open)" 2>/dev/null || true
-fi
-ulimit -n "$(ulimit -Hn)"
+bench_raise_nofile
 ((CONNS + 200 <= $(ulimit -n))) || die "the open-files limit $(ulimit -n) is too low for $CONNS"
 
-port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-for ((try = 0; try < 5; try++)); do
-    PORT=$((20000 + RANDOM % 40000))
-    port_free "$PORT" || continue
+start_gateway() {
     DATABASE_URL=$DBURL LISTEN=127.0.0.1:$PORT LOG_LEVEL=warn MIGRATE_ON_START=0 \
-        "$GATEWAY" serve 2>"$STATE/gateway.log" &
-    GW_PID=$!
-    for ((i = 0; i < 100; i++)); do
-        curl -fsS -o /dev/null --max-time 1 "http://127.0.0.1:$PORT/healthz" 2>/dev/null && break 2
-        proc_alive "$GW_PID" || break
-        sleep 0.1
-    done
-    kill "$GW_PID" 2>/dev/null || true
-    wait "$GW_PID" 2>/dev/null || true
-    GW_PID=""
-done
-[[ -n $GW_PID ]] || { tail -n 20 "$STATE/gateway.log" >&2; die "the gateway did not start"; }
+        "$GATEWAY" serve 2>"$1" &
+    SRV_PID=$!
+}
+bench_serve "$STATE/gateway.log" start_gateway
+GW_PID=$SRV_PID
 
 rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 
