@@ -188,7 +188,9 @@ static void claim_done(struct store_req *req)
 
 void gw_ai_poll(struct gw_server *srv)
 {
-    if (srv->ai == NULL || srv->ai_claiming || srv->draining || srv->ai_next_poll_ms == 0 ||
+    /* Jobs are claimed under this node's name once its row exists. */
+    if (srv->ai == NULL || !srv->node.alive || srv->ai_claiming || srv->draining ||
+        srv->ai_next_poll_ms == 0 ||
         gw_now_ms() < srv->ai_next_poll_ms || srv->ai_running >= 2 * CLAIM_MAX) {
         return;
     }
@@ -198,6 +200,7 @@ void gw_ai_poll(struct gw_server *srv)
     }
     req->u.ai_claim.max_jobs = CLAIM_MAX;
     req->u.ai_claim.lease_ms = srv->cfg->ai_timeout_ms + LEASE_SLACK_MS;
+    snprintf(req->u.ai_claim.node_id, sizeof(req->u.ai_claim.node_id), "%s", srv->cfg->node_id);
     if (store_submit(srv->store, req, gw_now_ms()) != 0) {
         store_req_free(req);
         return;

@@ -131,21 +131,31 @@ void gw_room_catch_up(struct gw_room *g)
     }
 }
 
-static void catch_up_each(void *value, void *arg)
+/* Notes may have been missed: every room's messages, session and
+ * presence are read again. */
+static void resync_each(void *value, void *arg)
 {
     (void)arg;
-    gw_room_catch_up(value);
+    struct gw_room *g = value;
+    gw_room_catch_up(g);
+    gw_node_sync(g);
+    gw_node_read_presence(g);
 }
 
 void gw_rooms_note(void *arg, const struct store_note *note)
 {
     struct gw_server *srv = arg;
     if (note == NULL) {
-        gw_map_each(srv->rooms, catch_up_each, NULL);
+        gw_map_each(srv->rooms, resync_each, NULL);
         return;
     }
     struct gw_room *g = gw_map_get(srv->rooms, note->room_id, strlen(note->room_id));
-    if (g != NULL && g->core != NULL && (uint64_t)note->seq > room_last_seq(g->core)) {
+    if (g == NULL || g->core == NULL) {
+        return; /* not loaded here: its load reads everything */
+    }
+    if (note->kind != STORE_NOTE_CHAT) {
+        gw_node_note(srv, g, note);
+    } else if ((uint64_t)note->seq > room_last_seq(g->core)) {
         gw_room_catch_up(g);
     }
 }

@@ -283,6 +283,24 @@ static int parse_string(struct gw_config *cfg, const struct setting *s, const ch
     return set_string(cfg, s, value, err);
 }
 
+static int parse_node_id(struct gw_config *cfg, const struct setting *s, const char *name,
+                         const char *value, struct gw_err *err)
+{
+    size_t n = strlen(value);
+    bool ok = n >= 1 && n <= 128;
+    for (size_t i = 0; ok && i < n; i++) {
+        char c = value[i];
+        ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+             c == '.' || c == '_' || c == ':' || c == '-';
+    }
+    if (!ok) {
+        char q[64];
+        return gw_err_set(err, -EINVAL, "%s: 1..128 of A-Z a-z 0-9 . _ : -, got '%s'", name,
+                          shown(q, sizeof(q), value, n));
+    }
+    return set_string(cfg, s, value, err);
+}
+
 static int parse_database_url(struct gw_config *cfg, const struct setting *s, const char *name,
                               const char *value, struct gw_err *err)
 {
@@ -576,7 +594,9 @@ enum {
     S_TLS_CERT = 21,
     S_TLS_KEY = 22,
     S_MIGRATE_ON_START = 25,
-    N_SETTINGS = 27,
+    S_NODE_HEARTBEAT_SEC = 28,
+    S_ROOM_LEASE_SEC = 29,
+    N_SETTINGS = 30,
 };
 
 #define F(field) offsetof(struct gw_config, field)
@@ -652,6 +672,15 @@ static const struct setting settings[] = {
     {"STORE_CONNECTIONS", "--store-connections", "N", "2",
      "PostgreSQL connections (each with its thread) for rooms and requests, 1..16", parse_int,
      F(store_connections), 1, 16, 0},
+    {"NODE_ID", "--node-id", "ID", NULL,
+     "this node's name (1..128 of A-Za-z0-9._:-); default: host name and pid",
+     parse_node_id, F(node_id), 0, 0, 0},
+    [S_NODE_HEARTBEAT_SEC] = {"NODE_HEARTBEAT_SEC", "--node-heartbeat-sec", "SEC", "2",
+                              "node heartbeat period, 1..60; a node silent 3 periods is dead",
+                              parse_int, F(node_heartbeat_sec), 1, 60, 0},
+    [S_ROOM_LEASE_SEC] = {"ROOM_LEASE_SEC", "--room-lease-sec", "SEC", "6",
+                          "life of a room clock lease, 2..600, at least 2 heartbeats", parse_int,
+                          F(room_lease_sec), 2, 600, 0},
 };
 
 #undef F
@@ -840,6 +869,35 @@ static int check_livekit(const struct gw_config *cfg, const struct raw *raw, str
     return 0;
 }
 
+/* A lease outlives two heartbeats (its renewal); NODE_ID defaults to the
+ * host name and pid. */
+static int check_node(struct gw_config *cfg, const struct raw *raw, struct gw_err *err)
+{
+    if (cfg->room_lease_sec < 2 * cfg->node_heartbeat_sec) {
+        return gw_err_set(err, -EINVAL, "%s: must be at least twice NODE_HEARTBEAT_SEC (%d)",
+                          raw->name[S_ROOM_LEASE_SEC] != NULL ? raw->name[S_ROOM_LEASE_SEC]
+                                                              : settings[S_ROOM_LEASE_SEC].env,
+                          cfg->node_heartbeat_sec);
+    }
+    if (cfg->node_id != NULL) {
+        return 0;
+    }
+    char host[64] = "node";
+    if (gethostname(host, sizeof(host)) != 0) {
+        snprintf(host, sizeof(host), "node");
+    }
+    host[sizeof(host) - 1] = '\0';
+    for (char *p = host; *p != '\0'; p++) {
+        bool ok = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+                  (*p >= '0' && *p <= '9') || *p == '.' || *p == '-';
+        *p = ok ? *p : '_';
+    }
+    char id[96];
+    snprintf(id, sizeof(id), "%s-%ld", host, (long)getpid());
+    cfg->node_id = strdup(id);
+    return cfg->node_id != NULL ? 0 : no_memory(err);
+}
+
 /* ---- public ------------------------------------------------------------- */
 
 int gw_config_load(struct gw_config *cfg, int argc, char *const argv[], char *const envp[],
@@ -865,6 +923,9 @@ int gw_config_load(struct gw_config *cfg, int argc, char *const argv[], char *co
     if (rc == 0) {
         rc = check_livekit(cfg, &raw, err);
     }
+    if (rc == 0 && (cfg->command == GW_CMD_SERVE)) {
+        rc = check_node(cfg, &raw, err);
+    }
     if (rc != 0) {
         gw_config_fini(cfg);
     }
@@ -880,7 +941,7 @@ void gw_config_fini(struct gw_config *cfg)
         &cfg->database_url,    &cfg->listen_host,        &cfg->jwt_secret,  &cfg->service_key,
         &cfg->livekit_api_key, &cfg->livekit_api_secret, &cfg->livekit_url, &cfg->ai_summary_url,
         &cfg->ai_api_key,      &cfg->ai_model,           &cfg->tls_cert,    &cfg->tls_key,
-        &cfg->web_root,
+        &cfg->web_root,        &cfg->node_id,
     };
     for (size_t i = 0; i < sizeof(strings) / sizeof(strings[0]); i++) {
         wipe_free(strings[i]);

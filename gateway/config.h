@@ -71,6 +71,9 @@ struct gw_config {
     enum gw_log_level log_level; /* LOG_LEVEL; default GW_LOG_NOTICE */
     bool migrate_on_start;       /* MIGRATE_ON_START (0|1|true|false), --no-migrate; default true */
     int store_connections;       /* STORE_CONNECTIONS, 1..16; default 2 */
+    char *node_id;               /* NODE_ID; serve: default "<host name>-<pid>" */
+    int node_heartbeat_sec;      /* NODE_HEARTBEAT_SEC, 1..60; default 2 */
+    int room_lease_sec;          /* ROOM_LEASE_SEC, 2..600, >= 2 heartbeats; default 6 */
 };
 
 /*

@@ -76,6 +76,16 @@ struct gw_server {
     bool job_stats_known, job_stats_pending;
     int64_t next_job_stats_ms; /* monotonic */
     int port;
+    struct {                            /* this node among several (node.c) */
+        lws_sorted_usec_list_t timer;   /* the next heartbeat */
+        int64_t next_beat_ms;           /* monotonic; 0: none armed */
+        int64_t beat_sent_ms;           /* monotonic: the last beat's start */
+        bool beat_pending, kick_again, leaving, left;
+        bool alive;                     /* a beat has written this node's row */
+        int beat_failures;
+        int peers;                      /* other live nodes, as of the last beat */
+        size_t n_held;                  /* room clock leases held, as of the last beat */
+    } node;
 };
 
 #define GW_API_BODY_MAX 16384
@@ -205,6 +215,8 @@ struct gw_room {
     lws_sorted_usec_list_t catch_retry; /* a failed catch-up, tried again */
     int catch_failures;
     size_t n_deferred;
+    int64_t lease_until_ms; /* monotonic: the room's clock is this node's until then (node.c) */
+    bool loading_presence;  /* joins wait for the presence on other nodes (node.c) */
 };
 
 /* A command that arrived while its room was loading (bounded per room). */
@@ -314,6 +326,29 @@ void gw_rooms_note(void *arg, const struct store_note *note);
 /* catchup.c: read g's messages after its lastSeq from the database and
  * deliver them in seq order (messages committed by other nodes). */
 void gw_room_catch_up(struct gw_room *g);
+
+/* ---- several nodes (node.c) ---- */
+
+/* First heartbeat now, then every NODE_HEARTBEAT_SEC. */
+void gw_node_start(struct gw_server *srv);
+/* A room wants its clock: a heartbeat (lease request) soon. */
+void gw_node_kick(struct gw_server *srv);
+/* Whether g's clock lease is this node's now. */
+bool gw_node_clock_mine(const struct gw_room *g);
+/* Draining, everything else done: remove this node's rows; true once gone. */
+bool gw_node_drained(struct gw_server *srv);
+void gw_node_stop(struct gw_server *srv);
+/* ROOM_FX_LOCAL_PRESENCE: publish fx->user here (or gone from here). */
+void gw_node_local_presence(struct gw_server *srv, struct gw_room *g, const struct room_fx *fx);
+/* A TYPING of a member here: tell the other nodes (when there are any). */
+void gw_node_typing(struct gw_server *srv, const struct gw_room *g, const struct room_fx *fx);
+/* Read who is connected to g on the other nodes (then call then, if set). */
+void gw_node_read_presence(struct gw_room *g);
+int gw_node_read_presence_then(struct gw_room *g, void (*then)(struct gw_room *g));
+/* Read g's session from the database and bring the core up to it. */
+void gw_node_sync(struct gw_room *g);
+/* A state, presence or typing note about loaded room g. */
+void gw_node_note(struct gw_server *srv, struct gw_room *g, const struct store_note *note);
 
 /* wsroom.c: cancel every room's timers and arm no more (before the lws
  * context is destroyed: the timers live in it). */

@@ -23,6 +23,9 @@ static void room_tick(lws_sorted_usec_list_t *sul)
 {
     struct gw_room *g = lws_container_of(sul, struct gw_room, timer);
     g->timer_at_unix_ms = ROOM_NO_DEADLINE;
+    if (!gw_node_clock_mine(g)) {
+        return; /* another node drives it; re-armed when the lease is ours */
+    }
     struct room_fx_list fx;
     room_fx_reset(&fx);
     if (g->core != NULL && room_on_tick(g->core, gw_unix_ms(), &fx) == 0) {
@@ -36,7 +39,7 @@ void gw_life_rearm(struct gw_room *g)
     if (g == NULL || g->core == NULL || g->srv->closing) {
         return;
     }
-    int64_t at = room_next_deadline_ms(g->core);
+    int64_t at = gw_node_clock_mine(g) ? room_next_deadline_ms(g->core) : ROOM_NO_DEADLINE;
     if (at == g->timer_at_unix_ms) {
         return;
     }
@@ -76,22 +79,33 @@ static void send_warning(struct gw_server *srv, struct gw_room *g, int remaining
 }
 
 /* The warning is recorded first, then sent: a crash in between may lose
- * it, never repeat it. Not recorded (the database is down): sent all the
- * same, since a late warning helps nobody; a restart may then repeat it. */
+ * it, never repeat it. Refused (recorded already, or this node no longer
+ * holds the room's clock lease): not sent. Not recorded (the database is
+ * down): sent all the same, since a late warning helps nobody; a restart
+ * may then repeat it. */
 static void warning_done(struct store_req *req)
 {
     struct gw_wctx *w = req->arg;
-    if (req->rc != 0) {
-        gw_log(GW_LOG_WARN, "room.warning_not_recorded", "room=%s rc=%d", w->room->room_id,
-               req->rc);
+    if (req->rc == STORE_E_CONFLICT) {
+        /* Sent already, or the clock moved to another node meanwhile. */
+        gw_log(GW_LOG_INFO, "room.warning_skipped", "room=%s", w->room->room_id);
+    } else {
+        if (req->rc != 0) {
+            gw_log(GW_LOG_WARN, "room.warning_not_recorded", "room=%s rc=%d", w->room->room_id,
+                   req->rc);
+        }
+        send_warning(w->srv, w->room, w->remaining_sec, w->ends_unix_ms);
     }
-    send_warning(w->srv, w->room, w->remaining_sec, w->ends_unix_ms);
     store_req_free(req);
     free(w);
 }
 
 void gw_life_warning(struct gw_server *srv, struct gw_room *g, const struct room_fx *fx)
 {
+    if (fx->recorded) {
+        send_warning(srv, g, fx->remaining_sec, fx->ends_unix_ms); /* by the clock's node */
+        return;
+    }
     struct gw_join none = {0};
     struct gw_wctx *w = gw__wctx_new(srv, g, &none);
     struct store_req *req = store_req_new(STORE_OP_WARNING, warning_done, NULL);
@@ -99,6 +113,8 @@ void gw_life_warning(struct gw_server *srv, struct gw_room *g, const struct room
         snprintf(req->u.warning.appointment_id, sizeof(req->u.warning.appointment_id), "%s",
                  g->info.appointment_id);
         req->u.warning.warnings_sent = (int)fx->warnings_sent;
+        snprintf(req->u.warning.node_id, sizeof(req->u.warning.node_id), "%s",
+                 srv->cfg->node_id);
     }
     if (w != NULL) {
         w->remaining_sec = fx->remaining_sec;

@@ -148,7 +148,8 @@ static void claim_done(struct store_req *req)
 
 void gw_lk_poll(struct gw_server *srv)
 {
-    if (srv->lk == NULL || srv->lk_claiming || srv->draining || srv->lk_next_poll_ms == 0 ||
+    if (srv->lk == NULL || !srv->node.alive || srv->lk_claiming || srv->draining ||
+        srv->lk_next_poll_ms == 0 ||
         gw_now_ms() < srv->lk_next_poll_ms || srv->lk_running >= 2 * CLAIM_MAX) {
         return;
     }
@@ -158,6 +159,7 @@ void gw_lk_poll(struct gw_server *srv)
     }
     req->u.lk_claim.max_jobs = CLAIM_MAX;
     req->u.lk_claim.lease_ms = LEASE_MS;
+    snprintf(req->u.lk_claim.node_id, sizeof(req->u.lk_claim.node_id), "%s", srv->cfg->node_id);
     if (store_submit(srv->store, req, gw_now_ms()) != 0) {
         store_req_free(req);
         return;

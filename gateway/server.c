@@ -295,7 +295,7 @@ int gw_server_port(const struct gw_server *srv)
 static bool drained(struct gw_server *srv)
 {
     if (store_in_flight(srv->store) == 0 && srv->n_conns == 0) {
-        return true;
+        return gw_node_drained(srv); /* then this node's rows go */
     }
     if (gw_now_ms() > srv->drain_deadline_ms) {
         gw_log(GW_LOG_WARN, "gw.drain_timeout", "in_flight=%zu connections=%zu",
@@ -309,6 +309,7 @@ int gw_server_run(struct gw_server *srv, volatile sig_atomic_t *stop)
 {
     srv->stop = stop;
     lws_sul_schedule(srv->ctx, 0, &srv->tick, tick, TICK_US);
+    gw_node_start(srv);
     gw_log(GW_LOG_NOTICE, "gw.listening", "addr=%s:%d tls=%s", srv->cfg->listen_host, srv->port,
            srv->cfg->tls_cert != NULL ? "on" : "off");
     int n = 0;
@@ -335,6 +336,7 @@ void gw_server_free(struct gw_server *srv)
     gw_ai_close(srv);
     gw_lk_close(srv);
     if (srv->ctx != NULL) {
+        gw_node_stop(srv);
         if (srv->rooms != NULL) {
             gw_rooms_stop_timers(srv);
         }

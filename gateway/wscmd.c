@@ -179,6 +179,9 @@ void gw__cmd_typing(struct gw_conn *c, struct gw_room *g, const struct gw_cmd *c
                       cmd->room, NULL, 0);
         return;
     }
+    if (fx.len == 1 && fx.v[0].kind == ROOM_FX_TYPING) {
+        gw_node_typing(c->srv, g, &fx.v[0]);
+    }
     gw__apply_fx(c->srv, g, &fx, NULL);
 }
 

@@ -223,8 +223,14 @@ void gw__apply_fx(struct gw_server *srv, struct gw_room *g, const struct room_fx
             g != NULL ? g : gw_map_get(srv->rooms, room_id(e->room), strlen(room_id(e->room)));
         switch (e->kind) {
         case ROOM_FX_SESSION_START:
+            apply_session(srv, rg, e, join);
+            gw_node_kick(srv); /* the clock needs its lease */
+            break;
         case ROOM_FX_SESSION_JOIN:
             apply_session(srv, rg, e, join);
+            break;
+        case ROOM_FX_LOCAL_PRESENCE:
+            gw_node_local_presence(srv, rg, e);
             break;
         case ROOM_FX_PRESENCE:
             apply_presence(srv, e);
@@ -304,6 +310,9 @@ static void do_join(struct gw_conn *c, struct gw_room *g, const struct gw_join *
     }
     bool wait_session = has_session_fx(&fx);
     gw__apply_fx(c->srv, g, &fx, j);
+    if (room_state(g->core) == ROOM_STATE_RUNNING && !gw_node_clock_mine(g)) {
+        gw_node_kick(c->srv); /* members here: this node may take the clock at once */
+    }
     if (!wait_session) {
         history_for_join(c->srv, g, j);
     }
@@ -319,6 +328,14 @@ static void session_done(struct store_req *req)
                         ? g->info.coach_session_id
                         : g->info.client_session_id;
         snprintf(dst, sizeof(g->info.coach_session_id), "%s", req->u.join.session_id);
+        /* Another node may have started the session a moment earlier: its
+         * start (the earliest) is the room's. */
+        struct room_sync s = {.started_unix_ms = req->u.join.started_unix_ms};
+        struct room_fx_list fx;
+        room_fx_reset(&fx);
+        if (s.started_unix_ms > 0 && room_on_sync(g->core, &s, gw_unix_ms(), &fx) == 0) {
+            gw__apply_fx(w->srv, g, &fx, NULL);
+        }
     } else {
         gw_log(GW_LOG_WARN, "room.session_row_failed", "room=%s rc=%d", g->room_id, req->rc);
     }
@@ -545,6 +562,34 @@ static void fail_pending(struct gw_server *srv, struct gw_join *list, const char
     }
 }
 
+static void run_joins(struct gw_server *srv, struct gw_room *g, struct gw_join *pending,
+                      struct gw_deferred *deferred)
+{
+    while (pending != NULL) {
+        struct gw_join *next = pending->next;
+        struct gw_conn *c = gw_conn_find(srv, pending->conn_id);
+        if (c != NULL && c->state == GW_CONN_READY) {
+            do_join(c, g, pending);
+        }
+        free(pending);
+        pending = next;
+    }
+    flush_deferred(srv, deferred, NULL, NULL);
+}
+
+/* The joins (and their commands) that waited for the load and, with
+ * other nodes alive, for the room's presence on them. */
+static void run_pending(struct gw_room *g)
+{
+    struct gw_join *pending = g->pending;
+    struct gw_deferred *deferred = g->deferred;
+    g->pending = NULL;
+    g->deferred = NULL;
+    g->n_deferred = 0;
+    g->loading_presence = false;
+    run_joins(g->srv, g, pending, deferred);
+}
+
 static void room_load_done(struct store_req *req)
 {
     struct gw_wctx *w = req->arg;
@@ -573,16 +618,20 @@ static void room_load_done(struct store_req *req)
         gw_life_rearm(g);
         gw_log(GW_LOG_INFO, "room.loaded", "room=%s appointment=%s last_seq=%lld", g->room_id,
                g->info.appointment_id, (long long)g->info.last_seq);
-        while (pending != NULL) {
-            struct gw_join *next = pending->next;
-            struct gw_conn *c = gw_conn_find(srv, pending->conn_id);
-            if (c != NULL && c->state == GW_CONN_READY) {
-                do_join(c, g, pending);
+        if (g->srv->node.peers > 0) {
+            /* Members on other nodes belong in the first `joined`. */
+            g->pending = pending;
+            g->deferred = deferred;
+            g->loading_presence = true;
+            if (gw_node_read_presence_then(g, run_pending) != 0) {
+                run_pending(g);
             }
-            free(pending);
-            pending = next;
+        } else {
+            run_joins(srv, g, pending, deferred);
         }
-        flush_deferred(srv, deferred, NULL, NULL);
+        if (room_state(g->core) == ROOM_STATE_RUNNING) {
+            gw_node_kick(srv);
+        }
     }
     store_req_free(req);
     free(w);
@@ -659,7 +708,7 @@ static void cmd_join(struct gw_conn *c, const struct gw_cmd *cmd)
         gw_conn_error(c, "unavailable", "server busy; retry", gw__id_of(&j), cmd->room, NULL, 0);
         return;
     }
-    if (g->core != NULL) {
+    if (g->core != NULL && !g->loading_presence) {
         do_join(c, g, &j);
         return;
     }
@@ -684,7 +733,7 @@ void gw_room_cmd(struct gw_conn *c, const struct gw_cmd *cmd)
         return;
     }
     struct gw_room *g = gw_map_get(c->srv->rooms, cmd->room, strlen(cmd->room));
-    if (g != NULL && g->core == NULL && defer(c, g, cmd) == 0) {
+    if (g != NULL && (g->core == NULL || g->loading_presence) && defer(c, g, cmd) == 0) {
         return; /* replayed once the room is loaded and the join done */
     }
     struct gw_conn_room *s = g != NULL ? gw__conn_slot(c, g) : NULL;

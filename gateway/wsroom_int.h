@@ -18,6 +18,7 @@ struct gw_wctx {
     char client_msg_id[GW_ID_MAX + 1];
     int remaining_sec;    /* a timer warning's, sent once it is recorded (life.c) */
     int64_t ends_unix_ms; /* likewise */
+    void (*then)(struct gw_room *g); /* node.c: what follows a presence read */
 };
 
 /* c's slot for room g (or for the room whose core is given), or NULL. */

@@ -61,10 +61,10 @@ void room__participant_arrives(struct room *r, enum room_role role,
 }
 
 /* The idle deadline, or ROOM_NO_DEADLINE while a participant is connected
- * or the rule is off. */
+ * (on any node) or the rule is off. */
 static int64_t idle_deadline(const struct room *r)
 {
-    if (r->cfg.idle_end_sec == 0 || r->n_participant_conns > 0) {
+    if (r->cfg.idle_end_sec == 0 || room__has_participants(r)) {
         return ROOM_NO_DEADLINE;
     }
     return r->idle_since_ms + (int64_t)r->cfg.idle_end_sec * 1000;
@@ -225,5 +225,70 @@ int room_on_external_end(struct room *r, enum room_end_reason reason, int64_t no
         return ROOM_E_NOSPACE;
     }
     end_now(r, reason, now_ms, fx);
+    return 0;
+}
+
+/* ---- the database's view (another node changed the session) ------------------------ */
+
+/* Start r (waiting) or move its start to the stored one (running). */
+static void sync_start(struct room *r, int64_t started_ms, int64_t now_ms)
+{
+    if (r->state == ROOM_STATE_WAITING) {
+        r->state = ROOM_STATE_RUNNING;
+        r->warnings_sent = 0;
+        r->idle_since_ms = now_ms;
+    }
+    r->started_unix_ms = started_ms;
+    r->ends_unix_ms = started_ms + (int64_t)r->duration_min * 60000;
+}
+
+/* Warnings recorded elsewhere: count them, frame the newest (if the end
+ * is not due: then the end tells the truth). Needs one free slot. */
+static void sync_warnings(struct room *r, unsigned stored, int64_t now_ms,
+                          struct room_fx_list *fx)
+{
+    unsigned n = stored < r->cfg.n_warnings ? stored : (unsigned)r->cfg.n_warnings;
+    if (n <= r->warnings_sent) {
+        return;
+    }
+    r->warnings_sent = n;
+    int64_t left_ms = r->ends_unix_ms - now_ms;
+    if (left_ms <= 0) {
+        return;
+    }
+    struct room_fx *e = room__fx_push(fx, ROOM_FX_WARNING, r);
+    e->to = (struct room_target){.kind = ROOM_TO_MEMBERS};
+    e->threshold_sec = r->cfg.warnings_sec[n - 1];
+    e->remaining_sec = (int)((left_ms + 999) / 1000);
+    e->ends_unix_ms = r->ends_unix_ms;
+    e->warnings_sent = n;
+    e->recorded = true;
+}
+
+int room_on_sync(struct room *r, const struct room_sync *s, int64_t now_ms,
+                 struct room_fx_list *fx)
+{
+    if (r == NULL || s == NULL || fx == NULL) {
+        return -EINVAL;
+    }
+    if (!room__fx_has_space(fx, 1)) {
+        return ROOM_E_NOSPACE;
+    }
+    if (r->state == ROOM_STATE_CANCELLED || r->state == ROOM_STATE_ENDED) {
+        return 0;
+    }
+    r->has_session[ROOM__COACH] = r->has_session[ROOM__COACH] || s->coach_has_session;
+    r->has_session[ROOM__CLIENT] = r->has_session[ROOM__CLIENT] || s->client_has_session;
+    if (s->started_unix_ms > 0 && s->started_unix_ms != r->started_unix_ms) {
+        sync_start(r, s->started_unix_ms, now_ms);
+    }
+    if (r->state != ROOM_STATE_RUNNING) {
+        return 0;
+    }
+    if (s->ended_unix_ms > 0) {
+        room__end(r, s->reason != ROOM_END_NONE ? s->reason : ROOM_END_ADMIN, s->ended_unix_ms, fx);
+        return 0;
+    }
+    sync_warnings(r, s->warnings_sent, now_ms, fx);
     return 0;
 }

@@ -64,7 +64,7 @@
 #define ROOM_CLIENT_MSG_ID_MAX 64 /* bytes of a clientMsgId */
 #define ROOM_WARNINGS_MAX      8  /* thresholds in TIMER_WARNINGS */
 #define ROOM_CONN_MAX_ROOMS    8  /* rooms one connection may be in at once */
-#define ROOM_FX_MAX            16 /* effects one room_fx_list holds */
+#define ROOM_FX_MAX            40 /* effects one room_fx_list holds */
 
 /* Per-connection limits (protocol "Limits"). */
 #define ROOM_CHAT_PER_SEC    10    /* chat refill rate */
@@ -258,6 +258,11 @@ enum room_fx_kind {
      * then `session.ended` {reason, endedAt} to fx->to (rateable: true for
      * recipients whose role is client, while no rating exists). */
     ROOM_FX_END,
+    /* Persist: fx->user's first connection on this node joined (is_join)
+     * or its last one here left. Publish it to the other gateway nodes
+     * (their members see presence through it; the room's clock counts
+     * participants on every node). No frame. */
+    ROOM_FX_LOCAL_PRESENCE,
 };
 
 enum room_to {
@@ -301,6 +306,7 @@ struct room_fx {
     int threshold_sec;           /* WARNING: the TIMER_WARNINGS entry */
     int remaining_sec;           /* WARNING: whole seconds left, rounded up */
     unsigned warnings_sent;      /* WARNING: the new count to persist */
+    bool recorded;               /* WARNING: persisted already (by another node): frame only */
     enum room_end_reason reason; /* END */
 };
 
@@ -455,6 +461,52 @@ int room_on_external_end(struct room *r, enum room_end_reason reason, int64_t no
 int room_on_media_join(struct room *r, const char *user_id, int64_t now_ms,
                        struct room_fx_list *fx);
 
+/* ---- several gateway nodes ------------------------------------------------------------ */
+
+/* A user connected to this room on other nodes, as their presence rows say. */
+struct room_remote_member {
+    const char *user_id;      /* 1..ROOM_USER_ID_MAX bytes */
+    const char *display_name; /* cut at ROOM_NAME_MAX */
+    bool is_admin;            /* the row's role is admin */
+    unsigned nodes;           /* on how many other nodes (> 0) */
+};
+
+/* The whole remote presence of r (v[0..n), each user at most once; users
+ * not in v have no connection elsewhere). A user who becomes a member
+ * through it gets PRESENCE join to every member connection here; one who
+ * stops being a member gets PRESENCE leave. Users who are not the coach,
+ * the client or an admin are ignored, as are users beyond the member cap.
+ * Participants on any node hold the idle clock. 0, -EINVAL, or
+ * ROOM_E_NOSPACE (nothing changed) when fx cannot hold n + the members'
+ * leaves. Loop thread. */
+int room_on_remote_presence(struct room *r, const struct room_remote_member *v, size_t n,
+                            int64_t now_ms, struct room_fx_list *fx);
+
+/* user_id typed on another node: TYPING to every member connection here
+ * except the user's own; nothing when the user is not a member or the
+ * session has ended. 0, -EINVAL, ROOM_E_NOSPACE. Loop thread. */
+int room_on_remote_typing(struct room *r, const char *user_id, bool state,
+                          struct room_fx_list *fx);
+
+/* The room's session as the database holds it (another node may have
+ * changed it). Fields only move forward: 0/false means "not known here". */
+struct room_sync {
+    int64_t started_unix_ms;     /* > 0: started then (the earliest startedAt) */
+    unsigned warnings_sent;      /* recorded warnings */
+    int64_t ended_unix_ms;       /* > 0: ended then */
+    enum room_end_reason reason; /* with ended_unix_ms; NONE when unknown (then ADMIN) */
+    bool coach_has_session, client_has_session;
+};
+
+/* Bring r up to s. A waiting room starts (no effect: the Session rows
+ * exist); a running one adopts the stored start. Warnings recorded beyond
+ * r's count: one WARNING with recorded = true for the newest of them
+ * (frame only), unless the end is due. Ended: END with the stored reason
+ * and time (the store's end is idempotent). 0, -EINVAL, ROOM_E_NOSPACE.
+ * Loop thread. */
+int room_on_sync(struct room *r, const struct room_sync *s, int64_t now_ms,
+                 struct room_fx_list *fx);
+
 /* When room_on_tick() next has something to do (a warning, the end, the
  * idle end), in unix ms; ROOM_NO_DEADLINE when nothing (waiting, ended).
  * May be in the past: tick now. Re-read it after every call on r and
@@ -478,6 +530,8 @@ int64_t room_ended_unix_ms(const struct room *r);   /* 0 = not ended (or unknown
 const struct room_member_info *room_participant(const struct room *r, enum room_role role);
 /* Members present (with at least one connection), in join order. */
 size_t room_member_count(const struct room *r);
+/* Whether user_id has a connection in r on this node (not only elsewhere). */
+bool room_member_here(const struct room *r, const char *user_id);
 const struct room_member_info *room_member_at(const struct room *r, size_t i);
 /* Connections in the room, all members together. */
 size_t room_conn_count(const struct room *r);

@@ -17,10 +17,12 @@
 
 #include "room.h"
 
-/* A present member: a user with at least one connection in the room. */
+/* A present member: a user with at least one connection in the room,
+ * here (n_conns) or on other gateway nodes (remote: how many nodes). */
 struct room__member {
     struct room_member_info info;
     size_t n_conns;
+    unsigned remote;
 };
 
 /* A connection in the room. */
@@ -98,6 +100,12 @@ bool room__end_due(const struct room *r, int64_t now_ms, enum room_end_reason *r
 /* End the running session: state, reason, time; appends END. Needs one
  * free slot. */
 void room__end(struct room *r, enum room_end_reason reason, int64_t at_ms, struct room_fx_list *fx);
+
+/* Whether a coach or client is connected here or on another node. */
+bool room__has_participants(const struct room *r);
+
+/* Index of user_id's member in r, or ROOM__NOT_FOUND. */
+size_t room__member_of(const struct room *r, const char *user_id);
 
 /* Take one token from b (rate per_sec tokens a second, at most burst). */
 bool room__bucket_take(struct room_bucket *b, int64_t now_ms, int64_t per_sec, int64_t burst);

@@ -8,7 +8,7 @@
  * notification into a note, queues it (bounded) and wakes the loop, which
  * drains the queue with store_listen_drain(). Notifications sent by this
  * node's own store connection (its backend PID) are dropped: the node
- * delivers its own commits. A notification is only a
+ * delivers its own commits. Typing travels on a channel of its own. A notification is only a
  * hint: the loop reads the messages it lacks from the database, so a lost
  * one delays messages but never drops them. Whenever notes may have been
  * missed (the connection was (re)made, or the queue overflowed) the loop
@@ -77,23 +77,75 @@ static int wait_fd(struct store_listen *l, int fd, int ms)
     return n > 0 && fd >= 0 && (p[1].revents & (POLLIN | POLLERR | POLLHUP)) != 0;
 }
 
-/* "<roomId> <seq>" -> note. 0, or -1 when malformed. */
-int store__note_parse(const char *payload, struct store_note *note)
+/* "<roomId> <seq>", "<roomId> s" or "<roomId> p" -> note. 0, or -1 when
+ * malformed. */
+static int room_note_parse(const char *payload, struct store_note *note)
 {
     const char *sp = strrchr(payload, ' ');
     if (sp == NULL || sp == payload || (size_t)(sp - payload) > STORE_ROOM_MAX) {
         return -1;
     }
-    char *end = NULL;
-    errno = 0;
-    long long seq = strtoll(sp + 1, &end, 10);
-    if (errno != 0 || end == sp + 1 || *end != '\0' || seq < 1) {
-        return -1;
+    memset(note, 0, sizeof(*note));
+    if (strcmp(sp + 1, "s") == 0 || strcmp(sp + 1, "p") == 0) {
+        note->kind = sp[1] == 's' ? STORE_NOTE_STATE : STORE_NOTE_PRESENCE;
+    } else {
+        char *end = NULL;
+        errno = 0;
+        long long seq = strtoll(sp + 1, &end, 10);
+        if (errno != 0 || end == sp + 1 || *end != '\0' || seq < 1) {
+            return -1;
+        }
+        note->kind = STORE_NOTE_CHAT;
+        note->seq = seq;
     }
     memcpy(note->room_id, payload, (size_t)(sp - payload));
     note->room_id[sp - payload] = '\0';
-    note->seq = seq;
     return 0;
+}
+
+/* "<0|1> <length of roomId> <roomId><userId>" -> note. 0 or -1. */
+static int typing_note_parse(const char *payload, struct store_note *note)
+{
+    if ((payload[0] != '0' && payload[0] != '1') || payload[1] != ' ') {
+        return -1;
+    }
+    char *end = NULL;
+    errno = 0;
+    long len = strtol(payload + 2, &end, 10);
+    if (errno != 0 || end == payload + 2 || *end != ' ' || len < 1 || len > STORE_ROOM_MAX ||
+        strnlen(end + 1, (size_t)len) < (size_t)len) {
+        return -1;
+    }
+    const char *user = end + 1 + len;
+    size_t ulen = strlen(user);
+    if (ulen < 1 || ulen > STORE_ID_MAX) {
+        return -1;
+    }
+    memset(note, 0, sizeof(*note));
+    note->kind = STORE_NOTE_TYPING;
+    note->state = payload[0] == '1';
+    memcpy(note->room_id, end + 1, (size_t)len);
+    memcpy(note->user_id, user, ulen);
+    return 0;
+}
+
+int store__note_parse(const char *channel, const char *payload, struct store_note *note)
+{
+    if (strcmp(channel, STORE_TYPING_CHANNEL) == 0) {
+        return typing_note_parse(payload, note);
+    }
+    return room_note_parse(payload, note);
+}
+
+int store_typing_payload(char *out, size_t cap, const char *room_id, const char *user_id,
+                         bool state)
+{
+    size_t rl = strlen(room_id), ul = strlen(user_id);
+    if (rl < 1 || rl > STORE_ROOM_MAX || ul < 1 || ul > STORE_ID_MAX) {
+        return -1;
+    }
+    int n = snprintf(out, cap, "%c %zu %s%s", state ? '1' : '0', rl, room_id, user_id);
+    return n > 0 && (size_t)n < cap ? 0 : -1;
 }
 
 /* Queue a note (or ask for a resync) and wake the loop. */
@@ -117,7 +169,8 @@ static bool listen_connect(struct store_listen *l)
     if (l->conn == NULL) {
         return false;
     }
-    PGresult *res = PQexec(l->conn, "LISTEN " STORE_NOTIFY_CHANNEL);
+    PGresult *res =
+        PQexec(l->conn, "LISTEN " STORE_NOTIFY_CHANNEL "; LISTEN " STORE_TYPING_CHANNEL);
     bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
     PQclear(res);
     if (!ok) {
@@ -138,7 +191,7 @@ static bool consume(struct store_listen *l)
         struct store_note note;
         /* This node's own commits are delivered by the node itself. */
         bool own = store_owns_backend(l->self, n->be_pid);
-        if (!own && store__note_parse(n->extra, &note) == 0) {
+        if (!own && store__note_parse(n->relname, n->extra, &note) == 0) {
             post(l, &note, false);
         }
         PQfreemem(n);

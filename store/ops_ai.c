@@ -178,10 +178,11 @@ void store__op_ai_claim(PGconn *c, struct store_req *req)
     char lease[24], n[16];
     (void)snprintf(lease, sizeof lease, "%" PRId64, cl->lease_ms);
     (void)snprintf(n, sizeof n, "%d", cl->max_jobs);
-    const char *vals[] = {lease, n};
+    cl->node_id[sizeof cl->node_id - 1] = '\0';
+    const char *vals[] = {lease, n, cl->node_id};
     /* No BEGIN: one implicit transaction up to the pipeline's Sync. */
     const struct store__ops_stmt stmts[2] = {
-        {STORE_Q_AI_CLAIM, 2, vals, NULL, NULL},
+        {STORE_Q_AI_CLAIM, 3, vals, NULL, NULL},
         {STORE_Q_AI_NEXT_DUE, 0, NULL, NULL, NULL},
     };
     PGresult *res[2];

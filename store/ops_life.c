@@ -99,10 +99,13 @@ void store__op_warning(PGconn *c, struct store_req *req)
     }
     char n[16];
     (void)snprintf(n, sizeof n, "%d", w->warnings_sent);
-    const char *vals[] = {w->appointment_id, n};
-    PGresult *res = store__ops_exec(c, STORE_Q_WARNING, 2, vals);
-    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+    w->node_id[sizeof w->node_id - 1] = '\0';
+    const char *vals[] = {w->appointment_id, n, w->node_id};
+    PGresult *res = store__ops_exec(c, STORE_Q_WARNING, 3, vals);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
         req->rc = store__ops_lookup_failed(c, res, "warning", &req->err);
+    } else if (store__ops_i64(res, 0, 0) == 0) {
+        fail(req, STORE_E_CONFLICT, "warning: recorded already, or the clock is another node's");
     } else {
         req->rc = 0;
     }

@@ -76,10 +76,12 @@ static const char participant_clear_sql[] =
 /* $1 lease (ms), $2 jobs wanted. -> appointment id, roomId, attempts. */
 static const char close_claim_sql[] =
     "UPDATE coach_livekit_close SET status = 'running', attempts = attempts + 1,"
-    " lease_until = now() + $1::int8 * INTERVAL '1 millisecond', updated_at = now()"
+    " lease_until = now() + $1::int8 * INTERVAL '1 millisecond', updated_at = now(),"
+    " claimed_by = nullif($3, '')"
     " WHERE appointment_id IN (SELECT appointment_id FROM coach_livekit_close"
     "  WHERE (status IN ('pending', 'retry') AND next_at <= now())"
-    "   OR (status = 'running' AND lease_until < now())"
+    "   OR (status = 'running' AND (lease_until < now() OR (claimed_by IS NOT NULL AND NOT EXISTS ("
+    "    SELECT 1 FROM coach_node n WHERE n.node_id = claimed_by AND n.expires_at > now()))))"
     "  ORDER BY next_at LIMIT $2::int4 FOR UPDATE SKIP LOCKED)"
     " RETURNING appointment_id, room_id, attempts";
 
@@ -381,8 +383,9 @@ void store__op_lk_close_claim(PGconn *c, struct store_req *req)
     char lease[24], max[8];
     (void)snprintf(lease, sizeof lease, "%" PRId64, cl->lease_ms);
     (void)snprintf(max, sizeof max, "%d", cl->max_jobs);
-    const char *vals[] = {lease, max};
-    PGresult *res = run(c, req, close_claim_sql, 2, vals, "livekit claim");
+    cl->node_id[sizeof cl->node_id - 1] = '\0';
+    const char *vals[] = {lease, max, cl->node_id};
+    PGresult *res = run(c, req, close_claim_sql, 3, vals, "livekit claim");
     if (res == NULL) {
         return;
     }

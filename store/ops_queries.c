@@ -115,7 +115,8 @@ static const char room_load_sql[] = "SELECT a.id, " OPS_SQL_MS(
                                       " EXISTS (SELECT 1 FROM coach_livekit_participant p"
                                       "  WHERE p.room_id = a.\"roomId\" AND p.user_id = a.\"coachId\"),"
                                       " EXISTS (SELECT 1 FROM coach_livekit_participant p"
-                                      "  WHERE p.room_id = a.\"roomId\" AND p.user_id = a.\"clientId\")"
+                                      "  WHERE p.room_id = a.\"roomId\" AND p.user_id = a.\"clientId\"),"
+                                      " coalesce(r.end_reason, '')"
                                       " FROM \"Appointment\" a"
                                       " JOIN \"User\" co ON co.id = a.\"coachId\""
                                       " JOIN \"User\" cl ON cl.id = a.\"clientId\""
@@ -149,7 +150,9 @@ static const char join_appointment_sql[] =
 
 /* $1 appointment id. */
 static const char join_room_sql[] =
-    "INSERT INTO coach_room (appointment_id) VALUES ($1) ON CONFLICT DO NOTHING";
+    "WITH r AS (INSERT INTO coach_room (appointment_id) VALUES ($1) ON CONFLICT DO NOTHING)"
+    " SELECT pg_notify('" STORE_NOTIFY_CHANNEL "', a.\"roomId\" || ' s')"
+    " FROM \"Appointment\" a WHERE a.id = $1";
 
 /* $1 appointment id, $2 user id. -> Session id, status, started (ms),
  * ended (ms). */
@@ -231,8 +234,18 @@ static const char chat_insert_sql[] =
 
 /* $1 appointment id, $2 the absolute warning count. */
 static const char warning_sql[] =
-    "UPDATE \"Session\" SET \"warningsSent\" = GREATEST(\"warningsSent\", $2::int4)"
-    " WHERE \"appointmentId\" = $1 AND status = 'active'";
+    "WITH ok AS ("
+    " SELECT 1 WHERE (SELECT coalesce(max(x.\"warningsSent\"), 0) FROM \"Session\" x"
+    "  WHERE x.\"appointmentId\" = $1) < $2::int4"
+    " AND ($3 = '' OR EXISTS (SELECT 1 FROM coach_room_lease l WHERE l.appointment_id = $1"
+    "  AND l.node_id = $3 AND l.expires_at > now()))),"
+    " up AS ("
+    " UPDATE \"Session\" SET \"warningsSent\" = GREATEST(\"warningsSent\", $2::int4)"
+    " WHERE \"appointmentId\" = $1 AND status = 'active' AND EXISTS (SELECT 1 FROM ok)"
+    " RETURNING 1)"
+    " SELECT (SELECT count(*) FROM up),"
+    " CASE WHEN EXISTS (SELECT 1 FROM up) THEN pg_notify('" STORE_NOTIFY_CHANNEL "',"
+    "  (SELECT a.\"roomId\" FROM \"Appointment\" a WHERE a.id = $1) || ' s') END";
 
 /* $1 appointment id. -> status. Locks the appointment: ends serialize. */
 static const char end_lock_sql[] = "SELECT status FROM \"Appointment\" WHERE id = $1 FOR UPDATE";
@@ -287,9 +300,13 @@ static const char end_write_sql[] =
     " lk AS ("
     " INSERT INTO coach_livekit_close (appointment_id, room_id, status)"
     " SELECT a.id, a.\"roomId\", 'pending' FROM \"Appointment\" a WHERE a.id = $1 AND $6::bool"
-    " ON CONFLICT (appointment_id) DO NOTHING RETURNING 1)"
+    " ON CONFLICT (appointment_id) DO NOTHING RETURNING 1),"
+    " rr AS ("
+    " UPDATE coach_room SET end_reason = nullif($5, '') WHERE appointment_id = $1)"
     " SELECT t.n, coalesce((SELECT id FROM j WHERE status = 'pending'), ''),"
-    " (SELECT count(*) FROM s), (SELECT count(*) FROM ap), (SELECT count(*) FROM lk) FROM t";
+    " (SELECT count(*) FROM s), (SELECT count(*) FROM ap), (SELECT count(*) FROM lk),"
+    " pg_notify('" STORE_NOTIFY_CHANNEL "',"
+    "  (SELECT a.\"roomId\" FROM \"Appointment\" a WHERE a.id = $1) || ' s') FROM t";
 
 /* -> the appointment's client id and status, the client's Session id and
  * status (NULL when the client has none). */
@@ -354,10 +371,12 @@ static const char session_get_sql[] =
 static const char ai_claim_sql[] =
     "WITH c AS ("
     " UPDATE coach_ai_job SET status = 'running', attempts = attempts + 1,"
-    "  lease_until = now() + $1::int8 * INTERVAL '1 millisecond', updated_at = now()"
+    "  lease_until = now() + $1::int8 * INTERVAL '1 millisecond', updated_at = now(),"
+    "  claimed_by = nullif($3, '')"
     " WHERE id IN (SELECT id FROM coach_ai_job"
     "  WHERE (status IN ('pending', 'retry') AND next_at <= now())"
-    "   OR (status = 'running' AND lease_until < now())"
+    "   OR (status = 'running' AND (lease_until < now() OR (claimed_by IS NOT NULL AND NOT EXISTS ("
+    "    SELECT 1 FROM coach_node n WHERE n.node_id = claimed_by AND n.expires_at > now()))))"
     "  ORDER BY next_at LIMIT $2::int4 FOR UPDATE SKIP LOCKED)"
     " RETURNING id, appointment_id, attempts, next_at)"
     " SELECT c.id, c.appointment_id, c.attempts, a.\"roomId\", a.\"coachId\","

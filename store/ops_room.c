@@ -44,6 +44,7 @@ enum {
     RL_CLIENT_SID,
     RL_COACH_MEDIA,
     RL_CLIENT_MEDIA,
+    RL_END_REASON,
 };
 
 /* Copy the row of STORE_Q_ROOM_LOAD into r. -1 when an id does not fit. */
@@ -70,6 +71,7 @@ static int copy_room(struct store_room *r, const PGresult *res)
     r->warnings_sent = (int)store__ops_i64(res, 0, RL_WARNINGS);
     r->coach_media = PQgetvalue(res, 0, RL_COACH_MEDIA)[0] == 't';
     r->client_media = PQgetvalue(res, 0, RL_CLIENT_MEDIA)[0] == 't';
+    (void)store__ops_copy(r->end_reason, sizeof r->end_reason, res, 0, RL_END_REASON);
     return 0;
 }
 

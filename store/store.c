@@ -286,6 +286,21 @@ static void execute_one(struct shard *st, struct store_req *req)
     case STORE_OP_JOB_STATS:
         store__op_job_stats(st->conn, req);
         break;
+    case STORE_OP_NODE_BEAT:
+        store__op_node_beat(st->conn, req);
+        break;
+    case STORE_OP_NODE_LEAVE:
+        store__op_node_leave(st->conn, req);
+        break;
+    case STORE_OP_PRESENCE_SET:
+        store__op_presence_set(st->conn, req);
+        break;
+    case STORE_OP_PRESENCE_GET:
+        store__op_presence_get(st->conn, req);
+        break;
+    case STORE_OP_NOTIFY:
+        store__op_notify(st->conn, req);
+        break;
     }
 }
 
@@ -571,6 +586,13 @@ static void free_owned(struct store_req *req)
     case STORE_OP_LIVE_ROOMS:
         store__free_strv(req->u.live_rooms.room_ids, req->u.live_rooms.n_rooms);
         break;
+    case STORE_OP_NODE_BEAT:
+        store__free_strv(req->u.beat.acquire, req->u.beat.n_acquire);
+        store__free_strv(req->u.beat.adopt, req->u.beat.n_adopt);
+        store__free_strv(req->u.beat.release, req->u.beat.n_release);
+        store__free_strv(req->u.beat.held, req->u.beat.n_held);
+        store__free_strv(req->u.beat.changed_rooms, req->u.beat.n_changed_rooms);
+        break;
     case STORE_OP_AUTH_CODE_ISSUE:
         sodium_memzero(req->u.code_issue.code, sizeof(req->u.code_issue.code));
         break;
@@ -687,6 +709,12 @@ static const char *req_key(const struct store_req *r)
         return r->u.room.room_id;
     case STORE_OP_LK_EVENT:
         return r->u.lk_event.room_id;
+    case STORE_OP_PRESENCE_SET:
+        return r->u.presence_set.appointment_id;
+    case STORE_OP_PRESENCE_GET:
+        return r->u.presence_get.appointment_id;
+    case STORE_OP_NOTIFY:
+        return r->u.notify.key[0] != '\0' ? r->u.notify.key : NULL;
     default:
         return NULL;
     }

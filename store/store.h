@@ -103,6 +103,11 @@ enum store_op {
     STORE_OP_LK_CLOSE_CLAIM,  /* take due LiveKit room-close jobs */
     STORE_OP_LK_CLOSE_RESULT, /* record a room-close attempt */
     STORE_OP_JOB_STATS,       /* how many durable jobs are in each state (for /metrics) */
+    STORE_OP_NODE_BEAT,       /* this node's heartbeat, dead nodes, room clock leases */
+    STORE_OP_NODE_LEAVE,      /* this node stops: its presence, leases and row go */
+    STORE_OP_PRESENCE_SET,    /* a user's first connection here joined / last one left */
+    STORE_OP_PRESENCE_GET,    /* who is connected to a room on the other nodes */
+    STORE_OP_NOTIFY,          /* a notification only (typing) */
 };
 
 #define STORE_ID_MAX    64  /* user, appointment, session and message ids */
@@ -162,6 +167,7 @@ struct store_room {
     char coach_session_id[STORE_ID_MAX + 1];  /* out: the coach's Session row, "" if none */
     char client_session_id[STORE_ID_MAX + 1]; /* out: the client's Session row, "" if none */
     int coach_media, client_media; /* out: has a LiveKit participant in the room (webhooks) */
+    char end_reason[16];           /* out: coach|timer|idle|livekit|admin once ended, else "" */
 };
 
 /* STORE_OP_SESSION_JOIN (STORE_E_NOTFOUND: unknown appointment or user;
@@ -231,11 +237,18 @@ struct store_history {
     int has_more;                          /* out: more exist beyond this page */
 };
 
+#define STORE_NODE_ID_MAX 128 /* bytes of a NODE_ID */
+
 /* STORE_OP_WARNING: "warningsSent" = GREATEST("warningsSent", warnings_sent)
- * on the appointment's active Session rows. */
+ * on the appointment's active Session rows, only when no Session row of
+ * the appointment has that many yet and (node_id set) node_id holds the
+ * room's clock lease; the rooms of every node are told (notify "<roomId>
+ * s"). STORE_E_CONFLICT when it was not recorded for either reason: the
+ * warning must not be sent. */
 struct store_warning {
     char appointment_id[STORE_ID_MAX + 1]; /* in */
     int warnings_sent;                     /* in: the absolute count */
+    char node_id[STORE_NODE_ID_MAX + 1];   /* in: "" skips the lease check */
 };
 
 /* STORE_OP_END, one transaction, idempotent: lock the appointment; when it
@@ -325,6 +338,8 @@ struct store_ai_job {
 struct store_ai_claim {
     int max_jobs;              /* in: 1..16 */
     int64_t lease_ms;          /* in */
+    char node_id[STORE_NODE_ID_MAX + 1]; /* in: the claiming node ("": none); a running job
+                                            whose node is dead is claimed again at once */
     struct store_ai_job *jobs; /* out: owned */
     size_t n_jobs;             /* out */
     int64_t next_due_unix_ms;  /* out: earliest next_at of pending/retry jobs or lease end
@@ -511,6 +526,7 @@ struct store_lk_close_job {
 struct store_lk_close_claim {
     int max_jobs;                    /* in: 1..16 */
     int64_t lease_ms;                /* in */
+    char node_id[STORE_NODE_ID_MAX + 1]; /* in: as store_ai_claim's */
     struct store_lk_close_job jobs[16]; /* out */
     size_t n_jobs;                   /* out */
     int64_t next_due_unix_ms;        /* out: earliest due time of the rest, 0 if none */
@@ -543,17 +559,101 @@ struct store_job_stats {
     int64_t livekit[STORE_JOB_STATES]; /* out: never 'skipped' */
 };
 
+/* ---- several nodes (ops_node.c) --------------------------------------------------- */
+
+/* STORE_OP_NODE_BEAT, one transaction: upsert this node's coach_node row
+ * (expires in ttl_ms); delete the rows of dead nodes (expired) with their
+ * presence rows and leases, notifying "<roomId> p" for each room whose
+ * presence changed; renew this node's leases (lease_ms); release those
+ * named; take those named in acquire when free, expired or ours, and
+ * those in adopt only when free or expired for lease_ms already (a node
+ * with no member in the room waits for one that has). Only active
+ * appointments get a lease. String arrays are owned by the request. */
+struct store_node_beat {
+    char node_id[STORE_NODE_ID_MAX + 1]; /* in */
+    int ttl_ms;                          /* in: > 0 */
+    int lease_ms;                        /* in: > 0 */
+    char **acquire, **adopt, **release;  /* in: appointment ids */
+    size_t n_acquire, n_adopt, n_release;
+    int created;                         /* out: the node row was (re)created */
+    int peers;                           /* out: other live nodes */
+    char **held;                         /* out: appointment ids whose lease is this node's */
+    size_t n_held;
+    char **changed_rooms;                /* out: roomIds whose presence a dead node left */
+    size_t n_changed_rooms;
+};
+
+/* STORE_OP_NODE_LEAVE: delete this node's presence rows (notifying their
+ * rooms), leases and coach_node row, in one transaction. */
+struct store_node_leave {
+    char node_id[STORE_NODE_ID_MAX + 1]; /* in */
+};
+
+/* STORE_OP_PRESENCE_SET: insert (online) or delete this node's presence
+ * row of a user in a room and notify "<roomId> p", one statement. */
+struct store_presence_set {
+    char appointment_id[STORE_ID_MAX + 1]; /* in */
+    char room_id[STORE_ROOM_MAX + 1];      /* in */
+    char node_id[STORE_NODE_ID_MAX + 1];   /* in */
+    char user_id[STORE_ID_MAX + 1];        /* in */
+    char display_name[STORE_NAME_MAX + 1]; /* in */
+    char role[8];                          /* in: coach|client|admin */
+    int online;                            /* in */
+};
+
+#define STORE_PRESENCE_MAX 32
+
+/* STORE_OP_PRESENCE_GET: the users connected to a room on live nodes
+ * other than node_id, in order of arrival, at most STORE_PRESENCE_MAX. */
+struct store_presence_get {
+    char appointment_id[STORE_ID_MAX + 1]; /* in */
+    char node_id[STORE_NODE_ID_MAX + 1];   /* in */
+    struct {
+        char user_id[STORE_ID_MAX + 1];
+        char display_name[STORE_NAME_MAX + 1];
+        char role[8];
+        int nodes;
+    } users[STORE_PRESENCE_MAX]; /* out */
+    size_t n_users;              /* out */
+};
+
+/* STORE_OP_NOTIFY: pg_notify(channel, payload). key (optional) keeps it
+ * in order with a room's other requests. */
+struct store_notify {
+    char key[STORE_ID_MAX + 1]; /* in: an appointment id, or "" */
+    char channel[32];           /* in */
+    char payload[512];          /* in */
+};
+
 /* ---- cross-node notifications (listen.c) -------------------------------------- */
 
-/* Every committed chat batch notifies "<roomId> <last seq>" per room on
- * this channel (pg_notify, delivered at commit to every listening node). */
+/* Room notifications (pg_notify, delivered at commit to every listening
+ * node): every committed chat batch sends "<roomId> <last seq>" per room;
+ * a change of the session (start, warning, end) "<roomId> s"; of who is
+ * connected on some node "<roomId> p". */
 #define STORE_NOTIFY_CHANNEL "coach_room"
+/* Typing, never stored: "<0|1> <length of roomId> <roomId><userId>". */
+#define STORE_TYPING_CHANNEL "coach_typing"
 
-/* A room's newest committed seq, as some node announced it. */
-struct store_note {
-    char room_id[STORE_ROOM_MAX + 1];
-    int64_t seq;
+enum store_note_kind {
+    STORE_NOTE_CHAT = 0, /* seq: the room's newest committed seq */
+    STORE_NOTE_STATE,    /* the session changed: read it again */
+    STORE_NOTE_PRESENCE, /* presence on other nodes changed: read it again */
+    STORE_NOTE_TYPING,   /* user_id typed (state) on another node */
 };
+
+/* One announcement about a room. */
+struct store_note {
+    enum store_note_kind kind;
+    char room_id[STORE_ROOM_MAX + 1];
+    int64_t seq;                     /* CHAT */
+    char user_id[STORE_ID_MAX + 1];  /* TYPING */
+    int state;                       /* TYPING */
+};
+
+/* The payload of a typing notification into out[cap]; -1 if it does not fit. */
+int store_typing_payload(char *out, size_t cap, const char *room_id, const char *user_id,
+                         bool state);
 
 /* Loop thread, from store_listen_drain: note is one announcement, or NULL
  * when notes may have been missed (the listener connected or reconnected,
@@ -616,6 +716,11 @@ struct store_req {
         struct store_lk_close_claim lk_claim;
         struct store_lk_close_result lk_result;
         struct store_job_stats job_stats;
+        struct store_node_beat beat;
+        struct store_node_leave leave;
+        struct store_presence_set presence_set;
+        struct store_presence_get presence_get;
+        struct store_notify notify;
     } u;
     struct store_req *next; /* queue link, owned by the store while queued */
 };

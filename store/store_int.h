@@ -49,11 +49,16 @@ void store__op_auth_code_issue(PGconn *c, struct store_req *req);
 void store__op_auth_code_redeem(PGconn *c, struct store_req *req);
 void store__op_maintenance(PGconn *c, struct store_req *req);
 void store__op_lk_event(PGconn *c, struct store_req *req);
-/* listen.c: "<roomId> <seq>" -> note; 0 or -1 (malformed). */
-int store__note_parse(const char *payload, struct store_note *note);
+/* listen.c: a notification on channel -> note; 0 or -1 (malformed). */
+int store__note_parse(const char *channel, const char *payload, struct store_note *note);
 void store__op_lk_close_claim(PGconn *c, struct store_req *req);
 void store__op_lk_close_result(PGconn *c, struct store_req *req);
 void store__op_job_stats(PGconn *c, struct store_req *req);
+void store__op_node_beat(PGconn *c, struct store_req *req);
+void store__op_node_leave(PGconn *c, struct store_req *req);
+void store__op_presence_set(PGconn *c, struct store_req *req);
+void store__op_presence_get(PGconn *c, struct store_req *req);
+void store__op_notify(PGconn *c, struct store_req *req);
 /* ANALYZE those of the tables the chat path writes (coach_message,
  * "Message", coach_room, "Session") whose live row count has outgrown
  * their statistics (more than twice the rows they were last analyzed

@@ -302,14 +302,21 @@ static void jobs(int from, int to, const char *st, const char *due)
 
 /* ---- warning ---------------------------------------------------------------------------- */
 
-static void warn(int n)
+static int warn_as(int n, const char *node)
 {
     struct store_req *r = new_req(STORE_OP_WARNING);
     (void)snprintf(r->u.warning.appointment_id, sizeof r->u.warning.appointment_id, "appt1");
+    (void)snprintf(r->u.warning.node_id, sizeof r->u.warning.node_id, "%s", node);
     r->u.warning.warnings_sent = n;
     store__op_warning(conn, r);
-    cr_expect_eq(r->rc, 0, "warning: %s", r->err.msg);
+    int rc = r->rc;
     store_req_free(r);
+    return rc;
+}
+
+static void warn(int n)
+{
+    cr_expect_eq(warn_as(n, ""), 0, "warning %d recorded", n);
 }
 
 Test(store_life, warning_keeps_the_greatest_count_on_active_rows)
@@ -323,11 +330,24 @@ Test(store_life, warning_keeps_the_greatest_count_on_active_rows)
     expect_value(q, "uclient:1,ucoach:1");
     warn(2);
     expect_value(q, "uclient:2,ucoach:2");
-    warn(1); /* a late or repeated warning never lowers the count */
+    /* a late or repeated warning is refused (never sent) and lowers nothing */
+    cr_expect_eq(warn_as(1, ""), STORE_E_CONFLICT);
+    cr_expect_eq(warn_as(2, ""), STORE_E_CONFLICT);
     expect_value(q, "uclient:2,ucoach:2");
     sql("UPDATE \"Session\" SET status = 'cancelled' WHERE \"userId\" = 'uclient'");
     warn(3);
     expect_value(q, "uclient:2,ucoach:3");
+
+    /* with a node: only the holder of the room's clock lease records */
+    cr_expect_eq(warn_as(4, "node-a"), STORE_E_CONFLICT, "no lease");
+    sql("INSERT INTO coach_room_lease (appointment_id, node_id, expires_at)"
+        " VALUES ('appt1', 'node-b', now() + interval '1 minute')");
+    cr_expect_eq(warn_as(4, "node-a"), STORE_E_CONFLICT, "another node's lease");
+    sql("UPDATE coach_room_lease SET node_id = 'node-a', expires_at = now() - interval '1 s'");
+    cr_expect_eq(warn_as(4, "node-a"), STORE_E_CONFLICT, "an expired lease");
+    sql("UPDATE coach_room_lease SET expires_at = now() + interval '1 minute'");
+    cr_expect_eq(warn_as(4, "node-a"), 0, "the holder");
+    expect_value(q, "uclient:2,ucoach:4");
 
     struct store_req *r = new_req(STORE_OP_WARNING);
     (void)snprintf(r->u.warning.appointment_id, sizeof r->u.warning.appointment_id, "appt1");

@@ -149,14 +149,14 @@ Test(room_join, first_participant_starts_session)
 
     /* an observer does not start the session */
     cr_assert_eq(join(r, &o, ADMIN, true, T0 - MIN_MS, &fx), 0);
-    cr_assert_eq(fx.len, 1);
+    cr_assert_eq(fx.len, 2);
     cr_assert_eq(fx.v[0].kind, ROOM_FX_PRESENCE);
     cr_assert_eq(room_state(r), ROOM_STATE_WAITING);
     cr_assert_eq(room_next_deadline_ms(r), ROOM_NO_DEADLINE);
 
     fx.len = 0;
     cr_assert_eq(join(r, &a, CLIENT, false, T0 + 2000, &fx), 0);
-    cr_assert_eq(fx.len, 2);
+    cr_assert_eq(fx.len, 3);
     cr_assert_eq(fx.v[0].kind, ROOM_FX_SESSION_START);
     cr_assert_eq(fx.v[0].room, r);
     cr_assert_str_eq(fx.v[0].user.id, CLIENT);
@@ -172,7 +172,7 @@ Test(room_join, first_participant_starts_session)
     /* the coach arriving later gets a Session row, the clock stays */
     fx.len = 0;
     cr_assert_eq(join(r, &b, COACH, false, T0 + 9000, &fx), 0);
-    cr_assert_eq(fx.len, 2);
+    cr_assert_eq(fx.len, 3);
     cr_assert_eq(fx.v[0].kind, ROOM_FX_SESSION_JOIN);
     cr_assert_str_eq(fx.v[0].user.id, COACH);
     cr_assert_eq(fx.v[0].at_unix_ms, T0 + 9000);
@@ -185,7 +185,7 @@ Test(room_join, first_participant_starts_session)
     cr_assert_eq(room_on_leave(r, &b, T0 + 10000, &fx), 0);
     fx.len = 0;
     cr_assert_eq(join(r, &b, COACH, false, T0 + 11000, &fx), 0);
-    cr_assert_eq(fx.len, 1);
+    cr_assert_eq(fx.len, 2);
     cr_assert_eq(fx.v[0].kind, ROOM_FX_PRESENCE);
     room_free(r);
 }
@@ -232,7 +232,7 @@ Test(room_join, media_join_starts_like_join)
     room_conn_init(&b, 2, NULL, T0);
     fx.len = 0;
     cr_assert_eq(join(r, &b, CLIENT, false, T0 + 3, &fx), 0);
-    cr_assert_eq(fx.len, 1);
+    cr_assert_eq(fx.len, 2);
     cr_assert_eq(fx.v[0].kind, ROOM_FX_PRESENCE);
     room_free(r);
 }
@@ -249,11 +249,11 @@ Test(room_join, loaded_rows_are_not_recreated)
     room_conn_init(&b, 2, NULL, T0);
     struct room_fx_list fx = {.len = 0};
     cr_assert_eq(join(r, &a, COACH, false, T0 + MIN_MS, &fx), 0);
-    cr_assert_eq(fx.len, 1);
+    cr_assert_eq(fx.len, 2);
     cr_assert_eq(fx.v[0].kind, ROOM_FX_PRESENCE);
     fx.len = 0;
     cr_assert_eq(join(r, &b, CLIENT, false, T0 + MIN_MS, &fx), 0);
-    cr_assert_eq(fx.len, 2);
+    cr_assert_eq(fx.len, 3);
     cr_assert_eq(fx.v[0].kind, ROOM_FX_SESSION_JOIN);
     room_free(r);
 }
@@ -270,7 +270,7 @@ Test(room_join, ended_session_may_be_joined)
     struct room_fx_list fx = {.len = 0};
     cr_assert_eq(room_state(r), ROOM_STATE_ENDED);
     cr_assert_eq(join(r, &b, CLIENT, false, T0 + 180 * MIN_MS, &fx), 0);
-    cr_assert_eq(fx.len, 1);
+    cr_assert_eq(fx.len, 2);
     cr_assert_eq(fx.v[0].kind, ROOM_FX_PRESENCE);
     cr_assert_eq(room_ended_unix_ms(r), T0 + 20 * MIN_MS);
     cr_assert_eq(room_next_deadline_ms(r), ROOM_NO_DEADLINE);
@@ -292,7 +292,7 @@ Test(room_join, presence_two_connections_one_user)
     cr_assert_eq(join(r, &k1, COACH, false, T0, &fx), 0);
     fx.len = 0;
     cr_assert_eq(join(r, &c1, CLIENT, false, T0, &fx), 0);
-    cr_assert_eq(fx.len, 2); /* SESSION_JOIN, PRESENCE */
+    cr_assert_eq(fx.len, 3); /* SESSION_JOIN, PRESENCE, LOCAL_PRESENCE */
     const struct room_fx *p = &fx.v[1];
     cr_assert_eq(p->kind, ROOM_FX_PRESENCE);
     cr_assert(p->is_join);
@@ -322,7 +322,7 @@ Test(room_join, presence_two_connections_one_user)
 
     /* last tab drops: presence leave to the others */
     cr_assert_eq(room_on_disconnect(&c2, T0 + 4, &fx), 0);
-    cr_assert_eq(fx.len, 1);
+    cr_assert_eq(fx.len, 2);
     p = &fx.v[0];
     cr_assert_eq(p->kind, ROOM_FX_PRESENCE);
     cr_assert_not(p->is_join);
@@ -381,10 +381,10 @@ Test(room_join, disconnect_leaves_every_room)
 
     fx.len = 0;
     cr_assert_eq(room_on_disconnect(&a, T0, &fx), 0);
-    cr_assert_eq(fx.len, 2);
+    cr_assert_eq(fx.len, 4);
     cr_assert_eq(fx.v[0].kind, ROOM_FX_PRESENCE);
-    cr_assert_eq(fx.v[1].kind, ROOM_FX_PRESENCE);
-    cr_assert_neq(fx.v[0].room, fx.v[1].room);
+    cr_assert_eq(fx.v[2].kind, ROOM_FX_PRESENCE);
+    cr_assert_neq(fx.v[0].room, fx.v[2].room);
     cr_assert_eq(room_conn_room_count(&a), 0);
     cr_assert_eq(room_member_count(r1), 0);
     cr_assert_eq(room_member_count(r2), 1);

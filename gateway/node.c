@@ -1,0 +1,494 @@
+/*
+ * node.c: this gateway among several on one database (docs/operations.md):
+ * its heartbeat, the room clock leases, presence and typing across nodes,
+ * and bringing a room up to what another node changed.
+ *
+ * DESIGN
+ * Every NODE_HEARTBEAT_SEC (sooner when a room needs its clock) one store
+ * request (STORE_OP_NODE_BEAT) renews the node's row, removes dead nodes,
+ * renews the leases it holds and asks for those it lacks: at once for a
+ * running room with members here, only after a lease's expiry plus one
+ * lease time for one without (a node with members takes it first). The
+ * clock of a room (life.c) runs only while its lease is this node's: the
+ * lease is trusted until the beat's start + ROOM_LEASE_SEC, and the store
+ * fences each warning on the lease too, so two nodes never both send one.
+ * What the holder does (start, warnings, end) reaches the others as a
+ * "<roomId> s" note; they re-read the room and bring their core up to it
+ * (room_on_sync), framing warnings and the end to their own members.
+ * Presence: a user's first connection here and last one here become a
+ * coach_presence row (STORE_OP_PRESENCE_SET, "<roomId> p"); the other
+ * nodes read the room's rows again (room_on_remote_presence). Typing goes
+ * over its own notify channel while other nodes are alive. A lost note is
+ * repaired by the listener's resync: every room is read again.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "wsroom_int.h"
+
+#define KICK_MS        50   /* a beat this soon when a room wants its clock */
+#define LEASE_MARGIN_MS 250 /* trust a lease this much less than its life */
+
+/* ---- leases -------------------------------------------------------------------------- */
+
+bool gw_node_clock_mine(const struct gw_room *g)
+{
+    return g->lease_until_ms > gw_now_ms();
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The beat's lists, built from the rooms in memory. */
+struct want {
+    char **acquire, **adopt, **release;
+    size_t n_acquire, n_adopt, n_release, cap;
+    bool failed;
+};
+
+static void want_push(struct want *w, char ***v, size_t *n, const char *id)
+{
+    if (w->failed) {
+        return;
+    }
+    if (*v == NULL && (*v = calloc(w->cap, sizeof(char *))) == NULL) {
+        w->failed = true;
+        return;
+    }
+    if (*n < w->cap && ((*v)[*n] = strdup(id)) != NULL) {
+        (*n)++;
+    } else {
+        w->failed = true;
+    }
+}
+
+static void want_room(void *value, void *arg)
+{
+    struct gw_room *g = value;
+    struct want *w = arg;
+    if (g->core == NULL) {
+        return;
+    }
+    bool running = room_state(g->core) == ROOM_STATE_RUNNING && !g->srv->draining;
+    const char *id = g->info.appointment_id;
+    if (!running && g->lease_until_ms != 0) {
+        want_push(w, &w->release, &w->n_release, id);
+        g->lease_until_ms = 0;
+    } else if (running && !gw_node_clock_mine(g)) {
+        if (room_conn_count(g->core) > 0) {
+            want_push(w, &w->acquire, &w->n_acquire, id);
+        } else {
+            want_push(w, &w->adopt, &w->n_adopt, id);
+        }
+    }
+}
+
+/* Mark the rooms whose lease the beat (sent at sent_ms) says are ours. */
+struct held {
+    char **ids;
+    size_t n;
+    int64_t until_ms;
+};
+
+static void held_room(void *value, void *arg)
+{
+    struct gw_room *g = value;
+    const struct held *h = arg;
+    if (g->core == NULL) {
+        return;
+    }
+    const char *key = g->info.appointment_id;
+    bool mine = h->n > 0 && bsearch(&key, h->ids, h->n, sizeof(char *), cmp_str) != NULL;
+    bool was = gw_node_clock_mine(g);
+    g->lease_until_ms = mine ? h->until_ms : 0;
+    if (mine && !was) {
+        gw_log(GW_LOG_INFO, "room.clock_lease", "room=%s node=%s", g->room_id,
+               g->srv->cfg->node_id);
+    }
+    gw_life_rearm(g);
+}
+
+/* ---- the beat ---------------------------------------------------------------------------- */
+
+static void beat_timer(lws_sorted_usec_list_t *sul);
+static void publish_all(struct gw_server *srv);
+
+static void schedule(struct gw_server *srv, int64_t delay_ms)
+{
+    if (srv->closing || srv->node.left) {
+        return;
+    }
+    int64_t at = gw_now_ms() + delay_ms;
+    if (srv->node.next_beat_ms != 0 && srv->node.next_beat_ms <= at) {
+        return;
+    }
+    srv->node.next_beat_ms = at;
+    lws_sul_schedule(srv->ctx, 0, &srv->node.timer, beat_timer,
+                     (lws_usec_t)(delay_ms > 0 ? delay_ms : 1) * LWS_US_PER_MS);
+}
+
+void gw_node_kick(struct gw_server *srv)
+{
+    if (srv->node.beat_pending) {
+        srv->node.kick_again = true;
+        return;
+    }
+    schedule(srv, KICK_MS);
+}
+
+static void changed_rooms(struct gw_server *srv, char **ids, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        struct gw_room *g = gw_map_get(srv->rooms, ids[i], strlen(ids[i]));
+        if (g != NULL) {
+            gw_node_read_presence(g);
+        }
+    }
+}
+
+static void beat_done(struct store_req *req)
+{
+    struct gw_server *srv = req->arg;
+    struct store_node_beat *b = &req->u.beat;
+    srv->node.beat_pending = false;
+    if (req->rc != 0) {
+        srv->node.beat_failures++;
+        gw_log(GW_LOG_WARN, "node.beat_failed", "rc=%d", req->rc);
+    } else {
+        int peers_before = srv->node.peers;
+        srv->node.peers = b->peers;
+        srv->node.beat_failures = 0;
+        if (b->n_held > 1) {
+            qsort(b->held, b->n_held, sizeof(char *), cmp_str);
+        }
+        struct held h = {.ids = b->held, .n = b->n_held,
+                         .until_ms = srv->node.beat_sent_ms +
+                                     (int64_t)srv->cfg->room_lease_sec * 1000 - LEASE_MARGIN_MS};
+        gw_map_each(srv->rooms, held_room, &h);
+        srv->node.n_held = b->n_held;
+        changed_rooms(srv, b->changed_rooms, b->n_changed_rooms);
+        if (b->created) {
+            /* New row (first beat, or others took this node for dead): what
+             * it published may be gone. */
+            publish_all(srv);
+        }
+        if (peers_before != b->peers) {
+            gw_log(GW_LOG_NOTICE, "node.peers", "node=%s peers=%d", srv->cfg->node_id, b->peers);
+        }
+        if (!srv->node.alive || b->peers < peers_before) {
+            /* First beat, or a node gone: its running jobs are free now. */
+            srv->node.alive = true;
+            gw_ai_kick(srv);
+            gw_lk_kick(srv);
+        }
+    }
+    store_req_free(req);
+    bool again = srv->node.kick_again;
+    srv->node.kick_again = false;
+    srv->node.next_beat_ms = 0;
+    schedule(srv, again ? KICK_MS : (int64_t)srv->cfg->node_heartbeat_sec * 1000);
+}
+
+static int fill_beat(struct gw_server *srv, struct store_node_beat *b)
+{
+    struct want w = {.cap = gw_map_count(srv->rooms) + 1};
+    gw_map_each(srv->rooms, want_room, &w);
+    b->acquire = w.acquire;
+    b->n_acquire = w.n_acquire;
+    b->adopt = w.adopt;
+    b->n_adopt = w.n_adopt;
+    b->release = w.release;
+    b->n_release = w.n_release;
+    snprintf(b->node_id, sizeof(b->node_id), "%s", srv->cfg->node_id);
+    b->ttl_ms = 3 * srv->cfg->node_heartbeat_sec * 1000;
+    b->lease_ms = srv->cfg->room_lease_sec * 1000;
+    return w.failed ? -1 : 0;
+}
+
+static void beat_timer(lws_sorted_usec_list_t *sul)
+{
+    struct gw_server *srv = lws_container_of(sul, struct gw_server, node.timer);
+    srv->node.next_beat_ms = 0;
+    if (srv->node.beat_pending || srv->node.leaving) {
+        return;
+    }
+    struct store_req *req = store_req_new(STORE_OP_NODE_BEAT, beat_done, srv);
+    if (req == NULL || fill_beat(srv, &req->u.beat) != 0) {
+        store_req_free(req);
+        schedule(srv, 1000);
+        return;
+    }
+    srv->node.beat_sent_ms = gw_now_ms();
+    if (store_submit(srv->store, req, gw_now_ms()) != 0) {
+        store_req_free(req);
+        schedule(srv, 1000);
+        return;
+    }
+    srv->node.beat_pending = true;
+}
+
+void gw_node_start(struct gw_server *srv)
+{
+    schedule(srv, 0);
+}
+
+/* ---- leaving ------------------------------------------------------------------------------- */
+
+static void leave_done(struct store_req *req)
+{
+    struct gw_server *srv = req->arg;
+    if (req->rc != 0) {
+        gw_log(GW_LOG_WARN, "node.leave_failed", "rc=%d (the others take it for dead)", req->rc);
+    }
+    srv->node.left = true;
+    store_req_free(req);
+}
+
+bool gw_node_drained(struct gw_server *srv)
+{
+    if (srv->node.left) {
+        return true;
+    }
+    if (srv->node.leaving || srv->node.beat_pending) {
+        return false;
+    }
+    srv->node.leaving = true;
+    lws_sul_cancel(&srv->node.timer);
+    struct store_req *req = store_req_new(STORE_OP_NODE_LEAVE, leave_done, srv);
+    if (req != NULL) {
+        snprintf(req->u.leave.node_id, sizeof(req->u.leave.node_id), "%s", srv->cfg->node_id);
+    }
+    if (req == NULL || store_submit(srv->store, req, gw_now_ms()) != 0) {
+        store_req_free(req);
+        srv->node.left = true;
+    }
+    return srv->node.left;
+}
+
+void gw_node_stop(struct gw_server *srv)
+{
+    lws_sul_cancel(&srv->node.timer);
+}
+
+/* ---- presence ------------------------------------------------------------------------------ */
+
+static void presence_set_done(struct store_req *req)
+{
+    if (req->rc != 0) {
+        gw_log(GW_LOG_WARN, "node.presence_failed", "room=%s rc=%d", req->u.presence_set.room_id,
+               req->rc);
+    }
+    store_req_free(req);
+}
+
+static void publish(struct gw_server *srv, const struct gw_room *g,
+                    const struct room_member_info *who, bool online)
+{
+    struct store_req *req = store_req_new(STORE_OP_PRESENCE_SET, presence_set_done, NULL);
+    if (req == NULL) {
+        return;
+    }
+    struct store_presence_set *p = &req->u.presence_set;
+    snprintf(p->appointment_id, sizeof(p->appointment_id), "%s", g->info.appointment_id);
+    snprintf(p->room_id, sizeof(p->room_id), "%s", g->room_id);
+    snprintf(p->node_id, sizeof(p->node_id), "%s", srv->cfg->node_id);
+    snprintf(p->user_id, sizeof(p->user_id), "%s", who->id);
+    snprintf(p->display_name, sizeof(p->display_name), "%s", who->display_name);
+    snprintf(p->role, sizeof(p->role), "%s", room_role_name(who->role));
+    p->online = online;
+    if (store_submit(srv->store, req, gw_now_ms()) != 0) {
+        store_req_free(req);
+    }
+}
+
+void gw_node_local_presence(struct gw_server *srv, struct gw_room *g, const struct room_fx *fx)
+{
+    if (g != NULL && !srv->node.left) {
+        publish(srv, g, &fx->user, fx->is_join);
+    }
+}
+
+/* Every member with a connection here, again (the node's row was made anew). */
+static void publish_room(void *value, void *arg)
+{
+    struct gw_room *g = value;
+    (void)arg;
+    if (g->core == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < room_member_count(g->core); i++) {
+        const struct room_member_info *m = room_member_at(g->core, i);
+        if (room_member_here(g->core, m->id)) {
+            publish(g->srv, g, m, true);
+        }
+    }
+}
+
+static void publish_all(struct gw_server *srv)
+{
+    gw_map_each(srv->rooms, publish_room, NULL);
+}
+
+static void presence_get_done(struct store_req *req)
+{
+    struct gw_wctx *w = req->arg;
+    struct gw_room *g = w->room;
+    const struct store_presence_get *p = &req->u.presence_get;
+    if (req->rc != 0) {
+        gw_log(GW_LOG_WARN, "node.presence_read_failed", "room=%s rc=%d", g->room_id, req->rc);
+    } else if (g->core != NULL) {
+        struct room_remote_member v[STORE_PRESENCE_MAX];
+        for (size_t i = 0; i < p->n_users; i++) {
+            v[i] = (struct room_remote_member){.user_id = p->users[i].user_id,
+                                               .display_name = p->users[i].display_name,
+                                               .is_admin = strcmp(p->users[i].role, "admin") == 0,
+                                               .nodes = (unsigned)p->users[i].nodes};
+        }
+        struct room_fx_list fx;
+        room_fx_reset(&fx);
+        if (room_on_remote_presence(g->core, v, p->n_users, gw_unix_ms(), &fx) == 0) {
+            gw__apply_fx(w->srv, g, &fx, NULL);
+        }
+    }
+    if (w->then != NULL) {
+        w->then(g);
+    }
+    store_req_free(req);
+    free(w);
+}
+
+int gw_node_read_presence_then(struct gw_room *g, void (*then)(struct gw_room *g))
+{
+    struct gw_join none = {0};
+    struct gw_wctx *w = gw__wctx_new(g->srv, g, &none);
+    struct store_req *req = store_req_new(STORE_OP_PRESENCE_GET, presence_get_done, NULL);
+    if (req != NULL) {
+        snprintf(req->u.presence_get.appointment_id, sizeof(req->u.presence_get.appointment_id),
+                 "%s", g->info.appointment_id);
+        snprintf(req->u.presence_get.node_id, sizeof(req->u.presence_get.node_id), "%s",
+                 g->srv->cfg->node_id);
+    }
+    if (w != NULL) {
+        w->then = then;
+    }
+    return gw__submit(NULL, req, w);
+}
+
+void gw_node_read_presence(struct gw_room *g)
+{
+    if (g->core != NULL) {
+        (void)gw_node_read_presence_then(g, NULL);
+    }
+}
+
+/* ---- typing -------------------------------------------------------------------------------- */
+
+static void notify_done(struct store_req *req)
+{
+    store_req_free(req);
+}
+
+void gw_node_typing(struct gw_server *srv, const struct gw_room *g, const struct room_fx *fx)
+{
+    if (srv->node.peers == 0) {
+        return; /* nobody else to tell */
+    }
+    struct store_req *req = store_req_new(STORE_OP_NOTIFY, notify_done, NULL);
+    if (req == NULL) {
+        return;
+    }
+    struct store_notify *n = &req->u.notify;
+    snprintf(n->key, sizeof(n->key), "%s", g->info.appointment_id);
+    snprintf(n->channel, sizeof(n->channel), "%s", STORE_TYPING_CHANNEL);
+    if (store_typing_payload(n->payload, sizeof(n->payload), g->room_id, fx->user.id, fx->state) !=
+            0 ||
+        store_submit(srv->store, req, gw_now_ms()) != 0) {
+        store_req_free(req);
+    }
+}
+
+/* ---- the session as the database holds it --------------------------------------------------- */
+
+static enum room_end_reason reason_of(const char *s)
+{
+    for (int r = ROOM_END_COACH; r <= ROOM_END_ADMIN; r++) {
+        const char *name = room_end_reason_name((enum room_end_reason)r);
+        if (name != NULL && strcmp(name, s) == 0) {
+            return (enum room_end_reason)r;
+        }
+    }
+    return ROOM_END_NONE;
+}
+
+static void sync_done(struct store_req *req)
+{
+    struct gw_wctx *w = req->arg;
+    struct gw_room *g = w->room;
+    const struct store_room *i = &req->u.room;
+    if (req->rc != 0) {
+        gw_log(GW_LOG_WARN, "room.sync_failed", "room=%s rc=%d", g->room_id, req->rc);
+    } else if (g->core != NULL) {
+        if (i->coach_session_id[0] != '\0') {
+            snprintf(g->info.coach_session_id, sizeof(g->info.coach_session_id), "%s",
+                     i->coach_session_id);
+        }
+        if (i->client_session_id[0] != '\0') {
+            snprintf(g->info.client_session_id, sizeof(g->info.client_session_id), "%s",
+                     i->client_session_id);
+        }
+        bool ended = strcmp(i->status, "completed") == 0 && i->ended_unix_ms > 0;
+        struct room_sync s = {
+            .started_unix_ms = i->started_unix_ms,
+            .warnings_sent = i->warnings_sent > 0 ? (unsigned)i->warnings_sent : 0,
+            .ended_unix_ms = ended ? i->ended_unix_ms : 0,
+            .reason = reason_of(i->end_reason),
+            .coach_has_session = i->coach_session_id[0] != '\0',
+            .client_has_session = i->client_session_id[0] != '\0',
+        };
+        struct room_fx_list fx;
+        room_fx_reset(&fx);
+        if (room_on_sync(g->core, &s, gw_unix_ms(), &fx) == 0) {
+            gw__apply_fx(w->srv, g, &fx, NULL);
+        }
+    }
+    store_req_free(req);
+    free(w);
+}
+
+void gw_node_sync(struct gw_room *g)
+{
+    if (g->core == NULL) {
+        return;
+    }
+    struct gw_join none = {0};
+    struct store_req *req = store_req_new(STORE_OP_ROOM_LOAD, sync_done, NULL);
+    if (req != NULL) {
+        snprintf(req->u.room.room_id, sizeof(req->u.room.room_id), "%s", g->room_id);
+    }
+    (void)gw__submit(NULL, req, gw__wctx_new(g->srv, g, &none));
+}
+
+/* ---- notes from the other nodes -------------------------------------------------------------- */
+
+void gw_node_note(struct gw_server *srv, struct gw_room *g, const struct store_note *note)
+{
+    struct room_fx_list fx;
+    switch (note->kind) {
+    case STORE_NOTE_STATE:
+        gw_node_sync(g);
+        break;
+    case STORE_NOTE_PRESENCE:
+        gw_node_read_presence(g);
+        break;
+    case STORE_NOTE_TYPING:
+        room_fx_reset(&fx);
+        if (room_on_remote_typing(g->core, note->user_id, note->state != 0, &fx) == 0) {
+            gw__apply_fx(srv, g, &fx, NULL);
+        }
+        break;
+    case STORE_NOTE_CHAT:
+        break;
+    }
+}

@@ -1,0 +1,361 @@
+/*
+ * ops_node.c: what several gateway nodes on one database share
+ * (migrations/007_nodes.sql, docs/operations.md):
+ *
+ *  - store__op_node_beat: the node's heartbeat row, the removal of dead
+ *    nodes (their presence and leases with them), and the room clock
+ *    leases: renew, release, take over. One transaction.
+ *  - store__op_node_leave: a stopping node removes what it published.
+ *  - store__op_presence_set / _get: who is connected to a room on which
+ *    node.
+ *  - store__op_notify: a bare notification (typing).
+ *
+ * Every change of presence notifies "<roomId> p" on the room channel in
+ * its own transaction, so the other nodes read it again (listen.c).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libpq-fe.h>
+
+#include "ops_int.h"
+#include "store_int.h"
+
+/* ---- SQL -------------------------------------------------------------------------------- */
+
+#define MS(p) "(" p " * interval '1 millisecond')"
+
+static const char beat_upsert_sql[] =
+    "INSERT INTO coach_node (node_id, expires_at) VALUES ($1, now() + " MS("$2::int4") ")"
+    " ON CONFLICT (node_id) DO UPDATE SET heartbeat_at = now(), expires_at = EXCLUDED.expires_at"
+    " RETURNING (xmax = 0)";
+
+/* Presence rows of nodes that are not alive, with the nodes' leases and
+ * rows; one notification per room concerned. */
+static const char beat_reap_sql[] =
+    "WITH dead AS ("
+    " DELETE FROM coach_node WHERE expires_at < now() RETURNING node_id),"
+    " gone AS ("
+    " DELETE FROM coach_presence p WHERE p.node_id <> $1 AND NOT EXISTS ("
+    "  SELECT 1 FROM coach_node n WHERE n.node_id = p.node_id AND n.expires_at >= now())"
+    " RETURNING p.appointment_id),"
+    " dl AS (DELETE FROM coach_room_lease l USING dead WHERE l.node_id = dead.node_id)"
+    " SELECT a.\"roomId\", pg_notify('" STORE_NOTIFY_CHANNEL "', a.\"roomId\" || ' p')"
+    " FROM (SELECT DISTINCT appointment_id FROM gone) g"
+    " JOIN \"Appointment\" a ON a.id = g.appointment_id";
+
+static const char beat_renew_sql[] =
+    "UPDATE coach_room_lease SET expires_at = now() + " MS("$2::int4") " WHERE node_id = $1";
+
+static const char beat_release_sql[] =
+    "DELETE FROM coach_room_lease WHERE node_id = $1 AND appointment_id = ANY($2::text[])";
+
+/* $3: how long a lease must have been expired before it is taken. */
+static const char beat_take_sql[] =
+    "INSERT INTO coach_room_lease (appointment_id, node_id, expires_at)"
+    " SELECT a.id, $1, now() + " MS("$4::int4") " FROM \"Appointment\" a"
+    " WHERE a.id = ANY($2::text[]) AND a.status = 'active'"
+    " ON CONFLICT (appointment_id) DO UPDATE SET node_id = EXCLUDED.node_id,"
+    " expires_at = EXCLUDED.expires_at"
+    " WHERE coach_room_lease.node_id = EXCLUDED.node_id"
+    " OR coach_room_lease.expires_at < now() - " MS("$3::int4");
+
+static const char beat_held_sql[] =
+    "SELECT l.appointment_id FROM coach_room_lease l"
+    " WHERE l.node_id = $1 AND l.expires_at > now() ORDER BY 1";
+
+static const char beat_peers_sql[] =
+    "SELECT count(*) FROM coach_node WHERE node_id <> $1 AND expires_at > now()";
+
+static const char leave_sql[] =
+    "WITH gone AS (DELETE FROM coach_presence WHERE node_id = $1 RETURNING appointment_id),"
+    " dl AS (DELETE FROM coach_room_lease WHERE node_id = $1),"
+    " dn AS (DELETE FROM coach_node WHERE node_id = $1)"
+    " SELECT pg_notify('" STORE_NOTIFY_CHANNEL "', a.\"roomId\" || ' p')"
+    " FROM (SELECT DISTINCT appointment_id FROM gone) g"
+    " JOIN \"Appointment\" a ON a.id = g.appointment_id";
+
+static const char presence_set_sql[] =
+    "WITH up AS ("
+    " INSERT INTO coach_presence (appointment_id, node_id, user_id, display_name, role)"
+    " SELECT $1, $2, $3, $4, $5 WHERE $6::bool"
+    " ON CONFLICT (appointment_id, node_id, user_id) DO UPDATE"
+    " SET display_name = EXCLUDED.display_name, role = EXCLUDED.role RETURNING 1),"
+    " del AS ("
+    " DELETE FROM coach_presence WHERE NOT $6::bool"
+    " AND appointment_id = $1 AND node_id = $2 AND user_id = $3 RETURNING 1)"
+    " SELECT pg_notify('" STORE_NOTIFY_CHANNEL "', $7 || ' p')";
+
+static const char presence_get_sql[] =
+    "SELECT p.user_id, min(p.display_name), min(p.role), count(*)::int4"
+    " FROM coach_presence p JOIN coach_node n ON n.node_id = p.node_id"
+    " WHERE p.appointment_id = $1 AND p.node_id <> $2 AND n.expires_at > now()"
+    " GROUP BY p.user_id ORDER BY min(p.since), p.user_id LIMIT " /* STORE_PRESENCE_MAX */ "32";
+
+/* ---- helpers ------------------------------------------------------------------------------ */
+
+/* A text[] literal of v[0..n): {"a","b"} with " and \ escaped. NULL on
+ * out of memory. */
+static char *text_array(char *const *v, size_t n)
+{
+    size_t cap = 3;
+    for (size_t i = 0; i < n; i++) {
+        cap += 2 * strlen(v[i]) + 3;
+    }
+    char *out = malloc(cap);
+    if (out == NULL) {
+        return NULL;
+    }
+    char *p = out;
+    *p++ = '{';
+    for (size_t i = 0; i < n; i++) {
+        *p++ = i > 0 ? ',' : '"';
+        if (i > 0) {
+            *p++ = '"';
+        }
+        for (const char *s = v[i]; *s != '\0'; s++) {
+            if (*s == '"' || *s == '\\') {
+                *p++ = '\\';
+            }
+            *p++ = *s;
+        }
+        *p++ = '"';
+    }
+    *p++ = '}';
+    *p = '\0';
+    return out;
+}
+
+/* Run sql; NULL (err set, the transaction to be rolled back) unless it
+ * returned rows or completed. */
+static PGresult *run(PGconn *c, const char *sql, int n, const char *const *vals, const char *what,
+                     struct store_err *err)
+{
+    PGresult *res = PQexecParams(c, sql, n, NULL, vals, NULL, NULL, 0);
+    ExecStatusType st = PQresultStatus(res);
+    if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) {
+        return res;
+    }
+    const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    store__err_set(err, PQstatus(c) == CONNECTION_OK ? STORE_E_QUERY : STORE_E_UNAVAILABLE,
+                   "%s: %s", what, state != NULL ? state : "no connection");
+    PQclear(res);
+    return NULL;
+}
+
+/* Column 0 of every row, as owned strings. 0 or -ENOMEM. */
+static int column_strv(const PGresult *res, char ***out, size_t *n_out)
+{
+    int n = PQntuples(res);
+    *out = NULL;
+    *n_out = 0;
+    if (n == 0) {
+        return 0;
+    }
+    if ((*out = calloc((size_t)n, sizeof(char *))) == NULL) {
+        return -ENOMEM;
+    }
+    for (int i = 0; i < n; i++) {
+        if (((*out)[i] = strdup(PQgetvalue(res, i, 0))) == NULL) {
+            return -ENOMEM;
+        }
+        (*n_out)++;
+    }
+    return 0;
+}
+
+/* Run sql for its effect only. 0 or the error code. */
+static int run_only(PGconn *c, const char *sql, int n, const char *const *vals, const char *what,
+                    struct store_err *err)
+{
+    PGresult *res = run(c, sql, n, vals, what, err);
+    PQclear(res);
+    return res != NULL ? 0 : err->code;
+}
+
+/* ---- heartbeat ------------------------------------------------------------------------------- */
+
+static int beat_node(PGconn *c, struct store_node_beat *b, const char *ttl, struct store_err *err)
+{
+    const char *vals[] = {b->node_id, ttl};
+    PGresult *res = run(c, beat_upsert_sql, 2, vals, "node beat", err);
+    if (res == NULL) {
+        return err->code;
+    }
+    b->created = PQntuples(res) == 1 && PQgetvalue(res, 0, 0)[0] == 't';
+    PQclear(res);
+    const char *me[] = {b->node_id};
+    res = run(c, beat_reap_sql, 1, me, "node reap", err);
+    if (res == NULL) {
+        return err->code;
+    }
+    int rc = column_strv(res, &b->changed_rooms, &b->n_changed_rooms);
+    PQclear(res);
+    return rc;
+}
+
+static int take(PGconn *c, struct store_node_beat *b, char *const *ids, size_t n,
+                const char *wait_ms, const char *lease, struct store_err *err)
+{
+    if (n == 0) {
+        return 0;
+    }
+    char *arr = text_array(ids, n);
+    if (arr == NULL) {
+        return -ENOMEM;
+    }
+    const char *vals[] = {b->node_id, arr, wait_ms, lease};
+    int rc = run_only(c, beat_take_sql, 4, vals, "lease take", err);
+    free(arr);
+    return rc;
+}
+
+static int beat_leases(PGconn *c, struct store_node_beat *b, const char *lease,
+                       struct store_err *err)
+{
+    const char *renew[] = {b->node_id, lease};
+    int rc = run_only(c, beat_renew_sql, 2, renew, "lease renew", err);
+    if (rc == 0 && b->n_release > 0) {
+        char *arr = text_array(b->release, b->n_release);
+        const char *vals[] = {b->node_id, arr};
+        rc = arr != NULL ? run_only(c, beat_release_sql, 2, vals, "lease release", err) : -ENOMEM;
+        free(arr);
+    }
+    if (rc == 0) {
+        rc = take(c, b, b->acquire, b->n_acquire, "0", lease, err);
+    }
+    if (rc == 0) {
+        rc = take(c, b, b->adopt, b->n_adopt, lease, lease, err);
+    }
+    return rc;
+}
+
+static int beat_read(PGconn *c, struct store_node_beat *b, struct store_err *err)
+{
+    const char *me[] = {b->node_id};
+    PGresult *res = run(c, beat_held_sql, 1, me, "lease read", err);
+    if (res == NULL) {
+        return err->code;
+    }
+    int rc = column_strv(res, &b->held, &b->n_held);
+    PQclear(res);
+    if (rc != 0) {
+        return rc;
+    }
+    res = run(c, beat_peers_sql, 1, me, "node peers", err);
+    if (res == NULL) {
+        return err->code;
+    }
+    b->peers = atoi(PQgetvalue(res, 0, 0));
+    PQclear(res);
+    return 0;
+}
+
+void store__op_node_beat(PGconn *c, struct store_req *req)
+{
+    struct store_node_beat *b = &req->u.beat;
+    b->node_id[sizeof b->node_id - 1] = '\0';
+    if (b->node_id[0] == '\0' || b->ttl_ms <= 0 || b->lease_ms <= 0) {
+        req->rc = -EINVAL;
+        store__err_set(&req->err, req->rc, "node beat: no node id, ttl or lease");
+        return;
+    }
+    req->rc = store__ops_ready(c, &req->err);
+    if (req->rc != 0) {
+        return;
+    }
+    char ttl[16], lease[16];
+    (void)snprintf(ttl, sizeof ttl, "%d", b->ttl_ms);
+    (void)snprintf(lease, sizeof lease, "%d", b->lease_ms);
+    int rc = run_only(c, "BEGIN", 0, NULL, "node beat", &req->err);
+    if (rc == 0) {
+        rc = beat_node(c, b, ttl, &req->err);
+    }
+    if (rc == 0) {
+        rc = beat_leases(c, b, lease, &req->err);
+    }
+    if (rc == 0) {
+        rc = beat_read(c, b, &req->err);
+    }
+    if (rc == 0) {
+        rc = run_only(c, "COMMIT", 0, NULL, "node beat: commit", &req->err);
+    } else {
+        store__ops_rollback(c);
+    }
+    req->rc = rc;
+}
+
+void store__op_node_leave(PGconn *c, struct store_req *req)
+{
+    struct store_node_leave *l = &req->u.leave;
+    l->node_id[sizeof l->node_id - 1] = '\0';
+    req->rc = store__ops_ready(c, &req->err);
+    if (req->rc == 0) {
+        const char *vals[] = {l->node_id};
+        req->rc = run_only(c, leave_sql, 1, vals, "node leave", &req->err);
+    }
+}
+
+/* ---- presence ------------------------------------------------------------------------------ */
+
+void store__op_presence_set(PGconn *c, struct store_req *req)
+{
+    struct store_presence_set *p = &req->u.presence_set;
+    p->appointment_id[sizeof p->appointment_id - 1] = '\0';
+    p->room_id[sizeof p->room_id - 1] = '\0';
+    p->node_id[sizeof p->node_id - 1] = '\0';
+    p->user_id[sizeof p->user_id - 1] = '\0';
+    p->display_name[sizeof p->display_name - 1] = '\0';
+    p->role[sizeof p->role - 1] = '\0';
+    req->rc = store__ops_ready(c, &req->err);
+    if (req->rc == 0) {
+        const char *vals[] = {p->appointment_id, p->node_id, p->user_id, p->display_name,
+                              p->role,           p->online ? "t" : "f", p->room_id};
+        req->rc = run_only(c, presence_set_sql, 7, vals, "presence", &req->err);
+    }
+}
+
+void store__op_presence_get(PGconn *c, struct store_req *req)
+{
+    struct store_presence_get *g = &req->u.presence_get;
+    g->appointment_id[sizeof g->appointment_id - 1] = '\0';
+    g->node_id[sizeof g->node_id - 1] = '\0';
+    g->n_users = 0;
+    req->rc = store__ops_ready(c, &req->err);
+    if (req->rc != 0) {
+        return;
+    }
+    const char *vals[] = {g->appointment_id, g->node_id};
+    PGresult *res = run(c, presence_get_sql, 2, vals, "presence read", &req->err);
+    if (res == NULL) {
+        req->rc = req->err.code;
+        return;
+    }
+    for (int i = 0; i < PQntuples(res) && g->n_users < STORE_PRESENCE_MAX; i++) {
+        if (store__ops_copy(g->users[g->n_users].user_id, sizeof g->users[0].user_id, res, i, 0) !=
+                0 ||
+            store__ops_copy(g->users[g->n_users].role, sizeof g->users[0].role, res, i, 2) != 0) {
+            continue; /* cannot be a member here */
+        }
+        (void)store__ops_copy(g->users[g->n_users].display_name, sizeof g->users[0].display_name,
+                              res, i, 1);
+        g->users[g->n_users].nodes = atoi(PQgetvalue(res, i, 3));
+        g->n_users++;
+    }
+    PQclear(res);
+    req->rc = 0;
+}
+
+void store__op_notify(PGconn *c, struct store_req *req)
+{
+    struct store_notify *n = &req->u.notify;
+    n->channel[sizeof n->channel - 1] = '\0';
+    n->payload[sizeof n->payload - 1] = '\0';
+    req->rc = store__ops_ready(c, &req->err);
+    if (req->rc == 0) {
+        const char *vals[] = {n->channel, n->payload};
+        req->rc = run_only(c, "SELECT pg_notify($1, $2)", 2, vals, "notify", &req->err);
+    }
+}
