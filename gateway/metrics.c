@@ -163,6 +163,10 @@ char *gw_metrics_render(const struct gw_server *srv, size_t *len)
         }
     }
     gauge(&b, "coach_ai_running", "AI summary requests in flight.", (uint64_t)srv->ai_running);
+    gauge(&b, "coach_node_peers", "Other live gateway nodes on the database, as of the last "
+          "heartbeat.", (uint64_t)srv->node.peers);
+    gauge(&b, "coach_room_clock_leases", "Room clocks this node drives (leases held).",
+          (uint64_t)srv->node.n_held);
     gauge(&b, "coach_livekit_close_running", "LiveKit DeleteRoom calls in flight.",
           (uint64_t)srv->lk_running);
     persist_histogram(&b, st);
