@@ -4,7 +4,9 @@
 # driven by the same coach-loadgen run; and, as target `pglimit`, the
 # database's own ceiling: bench/pg_limit writing the same rows in batches of
 # --batch per transaction for --duration, with no WebSocket at all (its
-# "ack" columns are its commit latencies). Builds the Release gateway and
+# "ack" columns are its commit latencies); and, as target `nodeio`, the
+# peer's Socket.IO variant (bench/peer-node/server-sio.mjs, the same SQL),
+# driven by coach-loadgen --proto socketio. Builds the Release gateway and
 # coach-loadgen, installs the peer's npm packages (npm ci) when missing,
 # starts a private PostgreSQL (tests/support/pg-fixture.sh, state under
 # /tmp). For each run and each target, in alternating order so that neither
@@ -15,7 +17,7 @@
 # target the medians, and the gateway/peer ratios. Exits 1 when a run
 # failed its verification.
 #
-#   bench/compare.sh [--targets gateway,node,pglimit] [--mode replay|unthrottled|idle|storm]
+#   bench/compare.sh [--targets gateway,node,nodeio,pglimit] [--mode replay|unthrottled|idle|storm]
 #                    [--rooms N] [--duration SEC] [--speed X] [--ramp SEC]
 #                    [--window N] [--rate R] [--batch N] [--runs N] [--sources K]
 #                    [--durable]
@@ -75,8 +77,8 @@ while (($# > 0)); do
     esac
 done
 
-[[ $TARGETS =~ ^(gateway|node|pglimit)(,(gateway|node|pglimit))*$ ]] ||
-    die "--targets: a comma list of gateway, node, pglimit"
+[[ $TARGETS =~ ^(gateway|node|nodeio|pglimit)(,(gateway|node|nodeio|pglimit))*$ ]] ||
+    die "--targets: a comma list of gateway, node, nodeio, pglimit"
 in_range "$BATCH" 1 4096 || die "--batch must be 1..4096"
 [[ $MODE =~ ^(replay|unthrottled|idle|storm)$ ]] || die "--mode: replay, unthrottled, idle or storm"
 in_range "$ROOMS" 1 50000 || die "--rooms must be 1..50000"
@@ -109,9 +111,11 @@ bench_build "$BUILD_DIR" coach-gateway coach-loadgen pg_limit
 GATEWAY=$BUILD_DIR/gateway/coach-gateway
 LOADGEN=$BUILD_DIR/tools/loadgen/coach-loadgen
 PEER=$root/bench/peer-node/server.mjs
+PEER_SIO=$root/bench/peer-node/server-sio.mjs
 PGLIMIT=$BUILD_DIR/bench/pg_limit
 [[ -x $GATEWAY && -x $LOADGEN ]] || die "built, but $GATEWAY or $LOADGEN is missing"
-if [[ $TARGETS == *node* && ! -d $root/bench/peer-node/node_modules/ws ]]; then
+if [[ $TARGETS == *node* && ! -d $root/bench/peer-node/node_modules/ws ]] ||
+    [[ $TARGETS == *nodeio* && ! -d $root/bench/peer-node/node_modules/socket.io ]]; then
     say "installing the peer's npm packages (bench/peer-node/package-lock.json)"
     (cd "$root/bench/peer-node" && npm ci --no-audit --no-fund --loglevel=error) ||
         die "npm ci in bench/peer-node failed"
@@ -132,6 +136,8 @@ start_server() {
     if [[ $TARGET == gateway ]]; then
         DATABASE_URL=$TARGET_DB LISTEN=127.0.0.1:$PORT LOG_LEVEL=warn MIGRATE_ON_START=0 \
             "$GATEWAY" serve 2>"$1" &
+    elif [[ $TARGET == nodeio ]]; then
+        node "$PEER_SIO" --listen "127.0.0.1:$PORT" --database-url "$TARGET_DB" 2>"$1" &
     else
         node "$PEER" --listen "127.0.0.1:$PORT" --database-url "$TARGET_DB" 2>"$1" &
     fi
@@ -189,7 +195,12 @@ run_one() {
     rss0=$(rss_kib "$SRV_PID")
     cpu0=$(cpu_ticks "$SRV_PID")
     mapfile -t args < <(loadgen_args)
-    "$LOADGEN" --url "ws://127.0.0.1:$PORT/ws" --fixtures "$dir/fx.tsv" "${args[@]}" \
+    if [[ $name == nodeio ]]; then
+        args+=(--proto socketio --url "ws://127.0.0.1:$PORT/socket.io")
+    else
+        args+=(--url "ws://127.0.0.1:$PORT/ws")
+    fi
+    "$LOADGEN" --fixtures "$dir/fx.tsv" "${args[@]}" \
         >"$dir/run.json" 2>>"$dir/loadgen.log" &
     LG_PID=$!
     while proc_alive "$LG_PID"; do
@@ -237,7 +248,7 @@ for ((run = 1; run <= RUNS; run++)); do
     done
 done
 
-COLS='target run conns acked acked_per_s ack_p50 ack_p99 dl_p50 dl_p99 dl_max lost dup errors rss_kib_per_conn cpu_ms_per_1k ok'
+COLS='target run conns acked acked_per_s ack_p50 ack_p99 dl_p50 dl_p99 dl_max lost dup reordered errors rss_kib_per_conn cpu_ms_per_1k ok'
 printf '\n| %s |\n' "${COLS// / | }"
 printf '|%s\n' "$(printf -- '---|%.0s' $COLS)"
 jq -r --arg cols "$COLS" '. as $row | [$cols | split(" ")[] | $row[.] | tostring] | "| " + join(" | ") + " |"' \
@@ -255,6 +266,12 @@ jq -s -r '
     | (.[] | "\(.t): acked/s \(.acked_per_s) ack p99 \(.ack_p99) ms, delivery p50 \(.dl_p50) p99 \(.dl_p99) max \(.dl_max) ms, RSS/conn \(.rss) KiB, CPU \(.cpu) ms per 1000 deliveries"),
       (if $m.gateway and $m.node then
          "gateway/node: throughput x\(div($m.gateway.acked_per_s; $m.node.acked_per_s)), delivery p99 x\(div($m.node.dl_p99; $m.gateway.dl_p99)) lower, memory per connection 1/\(div($m.node.rss; $m.gateway.rss)), CPU per message 1/\(div($m.node.cpu; $m.gateway.cpu))"
+       else empty end),
+      (if $m.gateway and $m.nodeio then
+         "gateway/nodeio: throughput x\(div($m.gateway.acked_per_s; $m.nodeio.acked_per_s)), delivery p99 x\(div($m.nodeio.dl_p99; $m.gateway.dl_p99)) lower, memory per connection 1/\(div($m.nodeio.rss; $m.gateway.rss)), CPU per message 1/\(div($m.nodeio.cpu; $m.gateway.cpu))"
+       else empty end),
+      (if $m.node and $m.nodeio then
+         "nodeio/node: throughput x\(div($m.nodeio.acked_per_s; $m.node.acked_per_s)), delivery p99 x\(div($m.nodeio.dl_p99; $m.node.dl_p99)), memory per connection x\(div($m.nodeio.rss; $m.node.rss)), CPU per message x\(div($m.nodeio.cpu; $m.node.cpu))"
        else empty end),
       (if $m.gateway and $m.pglimit then
          "gateway/pglimit: \(div($m.gateway.acked_per_s * 100; $m.pglimit.acked_per_s))% of the database ceiling"

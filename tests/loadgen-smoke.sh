@@ -8,8 +8,11 @@
 # reconnect storm in the 2 others, then the unthrottled mode there, checks
 # the JSON summaries (chats acked, no loss, no duplicates, rate_limited
 # counted), exports one finished session back into a
-# recording and parses it, cleans up with --cleanup, and removes the
-# gateway and the database. Finishes in well under 60 s.
+# recording and parses it; then, when node and bench/peer-node's npm
+# packages are there (tools/dev test installs them), replays 2 more rooms
+# and storms 1 against the Socket.IO peer (bench/peer-node/server-sio.mjs)
+# with --proto socketio; cleans up with --cleanup, and removes the
+# gateway, the peer and the database. Finishes in well under 60 s.
 set -euo pipefail
 
 LOADGEN=${1:?usage: loadgen-smoke.sh LOADGEN_BIN}
@@ -28,12 +31,14 @@ DB=lgsmoke_$$_$RANDOM
 DBURL="$PG dbname=$DB"
 TMP=$(mktemp -d /tmp/loadgen-smoke.XXXXXX)
 GW_PID=""
+SIO_PID=""
 
 cleanup() {
-    if [[ -n $GW_PID ]]; then
-        kill -TERM "$GW_PID" 2>/dev/null || true
-        wait "$GW_PID" 2>/dev/null || true
-    fi
+    local pid
+    for pid in $GW_PID $SIO_PID; do
+        kill -TERM "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
     psql "$PG" -q -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1 || true
     rm -rf "$TMP"
 }
@@ -135,6 +140,50 @@ grep -q '"type": *"rate"' "$TMP/export.jsonl" || die "the export has no rating"
 "$LOADGEN" --fixtures "$TMP/fx.tsv" --rooms 1 --recording "$TMP/export.jsonl" --mode idle \
     --duration 2 --drain 0 --url "$URL" >"$TMP/idle.txt" 2>&1 ||
     { cat "$TMP/idle.txt" >&2; die "the exported recording does not load"; }
+
+# The Socket.IO path of coach-loadgen against the Node peer's Socket.IO
+# variant, on the same database: its own rooms.
+PEER_DIR=$SRC/bench/peer-node
+if command -v node >/dev/null && [[ -d $PEER_DIR/node_modules/socket.io ]]; then
+    "$LOADGEN" --setup 3 --db "$DBURL" --fixtures "$TMP/fx-sio.tsv" || die "--setup (socketio) failed"
+    for ((try = 0; try < 5; try++)); do
+        SIO_PORT=$((20000 + RANDOM % 12000))
+        port_free "$SIO_PORT" || continue
+        node "$PEER_DIR/server-sio.mjs" --listen "127.0.0.1:$SIO_PORT" --database-url "$DBURL" \
+            2>"$TMP/peer-sio.log" &
+        SIO_PID=$!
+        for ((i = 0; i < 100; i++)); do
+            port_free "$SIO_PORT" || break
+            kill -0 "$SIO_PID" 2>/dev/null || break
+            sleep 0.1
+        done
+        ! port_free "$SIO_PORT" && kill -0 "$SIO_PID" 2>/dev/null && break
+        kill "$SIO_PID" 2>/dev/null || true
+        wait "$SIO_PID" 2>/dev/null || true
+        SIO_PID=""
+    done
+    [[ -n $SIO_PID ]] || { cat "$TMP/peer-sio.log" >&2; die "the Socket.IO peer did not start"; }
+    SIO_URL=ws://127.0.0.1:$SIO_PORT/socket.io
+    say "socketio: replay in 2 rooms, storm in 1, against $SIO_URL"
+    rc=0
+    "$LOADGEN" --proto socketio --url "$SIO_URL" --fixtures "$TMP/fx-sio.tsv" --rooms 2 \
+        --recording "$SRC/tools/sessions" --speed 300 --duration 20 --drain 5 --json \
+        >"$TMP/sio-replay.json" || rc=$?
+    ((rc == 0)) || { cat "$TMP/sio-replay.json" "$TMP/peer-sio.log" >&2; die "socketio replay exited with $rc"; }
+    check_json "$TMP/sio-replay.json" "socketio replay"
+    holds "$TMP/sio-replay.json" "j->>'proto' = 'socketio' AND (j#>>'{counts,rated}')::int = 2" ||
+        die "socketio replay: the sessions were not ended and rated"
+    rc=0
+    "$LOADGEN" --proto socketio --url "$SIO_URL" --fixtures "$TMP/fx-sio.tsv" --first 2 --rooms 1 \
+        --mode storm --recording "$SRC/tools/sessions/anxiety.jsonl" --speed 300 --storm-at 2 \
+        --duration 20 --drain 5 --json >"$TMP/sio-storm.json" || rc=$?
+    ((rc == 0)) || { cat "$TMP/sio-storm.json" "$TMP/peer-sio.log" >&2; die "socketio storm exited with $rc"; }
+    check_json "$TMP/sio-storm.json" "socketio storm"
+    holds "$TMP/sio-storm.json" "(j#>>'{counts,reconnects}')::int >= 2" ||
+        die "socketio storm: the connections did not reconnect"
+else
+    say "socketio: skipped (no node, or no $PEER_DIR/node_modules: tools/dev test installs them)"
+fi
 
 say "cleanup"
 "$LOADGEN" --cleanup --db "$DBURL" || die "--cleanup failed"

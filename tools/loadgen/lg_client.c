@@ -10,7 +10,9 @@
  * (send time, text) to measure acks and the peer's deliveries, and to
  * resend what was in flight when a connection was lost. Every `message`
  * and every history entry of a rejoin goes to the room's verifier.
- * Times are CLOCK_MONOTONIC microseconds.
+ * Times are CLOCK_MONOTONIC microseconds. With --proto socketio, frames
+ * in and out pass through lg_sio.h, which maps them to coachroom.v1
+ * objects; everything else is the same.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -23,6 +25,7 @@
 #include <sodium.h>
 
 #include "lg_run.h"
+#include "lg_sio.h"
 
 #define LG_SLOTS        256
 #define OUT_CAP         128 /* > the largest --window, so a rejoin resends all */
@@ -76,10 +79,11 @@ struct conn {
     struct slot *slots; /* [LG_SLOTS], allocated on the first chat */
     uint64_t next_n;
     unsigned inflight;
-    lws_sorted_usec_list_t sul; /* reconnect */
+    lws_sorted_usec_list_t sul;  /* reconnect */
     lws_sorted_usec_list_t pace; /* unthrottled --rate: the next send */
     int64_t pace_next_us;        /* unthrottled --rate: no send before this */
     int pace_armed;
+    uint32_t sio_ack; /* --proto socketio: the next ack id's counter */
     char iface[INET_ADDRSTRLEN];
 };
 
@@ -126,6 +130,12 @@ const char *lg_mode_name(enum lg_mode m)
     return names[m];
 }
 
+const char *lg_proto_name(enum lg_proto p)
+{
+    static const char *const names[] = {"native", "socketio"};
+    return names[p];
+}
+
 static struct conn *conn_of_sul(lws_sorted_usec_list_t *sul)
 {
     return lws_container_of(sul, struct conn, sul);
@@ -144,15 +154,10 @@ static void out_clear(struct conn *c)
     c->out_head = 0;
 }
 
-/* Queue the JSON o (consumed) on c. 0, or -1 when c is not open or its
+/* Queue the text s (consumed) on c. 0, or -1 when c is not open or its
  * outbox is full. */
-static int send_json(struct conn *c, json_t *o)
+static int send_text(struct conn *c, char *s)
 {
-    if (o == NULL) {
-        return -1;
-    }
-    char *s = json_dumps(o, JSON_COMPACT);
-    json_decref(o);
     if (s == NULL || c->wsi == NULL || c->st < CS_OPEN || c->out_n == OUT_CAP) {
         free(s);
         return -1;
@@ -172,6 +177,19 @@ static int send_json(struct conn *c, json_t *o)
     c->out_n++;
     lws_callback_on_writable(c->wsi);
     return 0;
+}
+
+/* Queue the coachroom.v1 object o (consumed) on c, as the run's protocol
+ * frames it. 0, or -1 as send_text. */
+static int send_json(struct conn *c, json_t *o)
+{
+    if (o == NULL) {
+        return -1;
+    }
+    char *s = c->L->cfg->proto == LG_PROTO_SOCKETIO ? lg_sio_encode(o, &c->sio_ack)
+                                                    : json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    return send_text(c, s);
 }
 
 static int on_writeable(struct conn *c)
@@ -366,14 +384,19 @@ static void conn_connect(struct conn *c)
         return;
     }
     const struct lg_url *u = &L->cfg->urls[c->idx % L->cfg->n_urls];
+    int sio = L->cfg->proto == LG_PROTO_SOCKETIO;
+    char path[sizeof u->path + sizeof LG_SIO_QUERY];
+    /* lws copies the connect info's strings: path may live on the stack */
+    (void)snprintf(path, sizeof path, "%s%s", strcmp(u->path, "/") == 0 ? "" : u->path,
+                   sio ? LG_SIO_QUERY : "");
     struct lws_client_connect_info ci;
     memset(&ci, 0, sizeof ci);
     ci.context = L->ctx;
     ci.address = u->host;
     ci.port = u->port;
-    ci.path = u->path;
+    ci.path = sio ? path : u->path;
     ci.host = u->host;
-    ci.protocol = "coachroom.v1";
+    ci.protocol = sio ? NULL : "coachroom.v1";
     ci.local_protocol_name = "lg";
     ci.opaque_user_data = c;
     ci.pwsi = &c->wsi;
@@ -656,11 +679,9 @@ static void on_welcome(struct conn *c)
     (void)send_json(c, o);
 }
 
-static void on_frame(struct conn *c)
+static void dispatch(struct conn *c, json_t *m)
 {
     struct loop *L = c->L;
-    L->res->frames_in++;
-    json_t *m = json_loadb(c->rx, c->rx_len, 0, NULL);
     const char *type = json_string_value(json_object_get(m, "type"));
     if (type == NULL) {
         L->res->bad_frames++;
@@ -679,6 +700,48 @@ static void on_frame(struct conn *c)
     } else if (strcmp(type, "rated") == 0) {
         L->res->rated++;
     }
+}
+
+static void hello(struct conn *c)
+{
+    (void)send_json(c, json_pack("{ss ss}", "type", "hello", "token", c->room->fx->token[c->role]));
+}
+
+/* --proto socketio: Engine.IO's control packets here, the rest dispatched. */
+static void on_sio_frame(struct conn *c)
+{
+    json_t *m = NULL;
+    switch (lg_sio_decode(c->rx, c->rx_len, &m)) {
+    case LG_SIO_OBJ:
+        dispatch(c, m);
+        json_decref(m);
+        break;
+    case LG_SIO_OPEN:
+        hello(c);
+        break;
+    case LG_SIO_PING:
+        (void)send_text(c, lg_sio_pong(c->rx, c->rx_len));
+        break;
+    case LG_SIO_CLOSE:
+        conn_kill(c);
+        break;
+    case LG_SIO_BAD:
+        c->L->res->bad_frames++;
+        break;
+    case LG_SIO_SKIP:
+        break;
+    }
+}
+
+static void on_frame(struct conn *c)
+{
+    c->L->res->frames_in++;
+    if (c->L->cfg->proto == LG_PROTO_SOCKETIO) {
+        on_sio_frame(c);
+        return;
+    }
+    json_t *m = json_loadb(c->rx, c->rx_len, 0, NULL);
+    dispatch(c, m);
     json_decref(m);
 }
 
@@ -745,8 +808,9 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     case LWS_CALLBACK_CLIENT_ESTABLISHED:
         c->st = CS_OPEN;
         lg_hist_record(&c->L->res->connect_us, (uint64_t)(now_us() - c->t_conn_us));
-        (void)send_json(
-            c, json_pack("{ss ss}", "type", "hello", "token", c->room->fx->token[c->role]));
+        if (c->L->cfg->proto == LG_PROTO_NATIVE) {
+            hello(c); /* Socket.IO: after Engine.IO's open packet */
+        }
         break;
     case LWS_CALLBACK_CLIENT_RECEIVE:
         on_rx(c, in, len, lws_is_final_fragment(wsi));

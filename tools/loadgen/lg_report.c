@@ -62,9 +62,11 @@ static double per_s(uint64_t n, double s)
 void lg_report_text(FILE *out, const struct lg_run_cfg *cfg, const struct lg_run_result *res)
 {
     const struct lg_verify_result *v = &res->verify;
-    (void)fprintf(out, "coach-loadgen %s: %zu rooms, %llu connections over %zu URL(s), %.1f s%s\n",
-                  lg_mode_name(cfg->mode), cfg->n_rooms, (unsigned long long)res->conns,
-                  cfg->n_urls, res->elapsed_s, res->interrupted ? " (interrupted)" : "");
+    (void)fprintf(out,
+                  "coach-loadgen %s%s: %zu rooms, %llu connections over %zu URL(s), %.1f s%s\n",
+                  lg_mode_name(cfg->mode), cfg->proto == LG_PROTO_SOCKETIO ? " (socketio)" : "",
+                  cfg->n_rooms, (unsigned long long)res->conns, cfg->n_urls, res->elapsed_s,
+                  res->interrupted ? " (interrupted)" : "");
     (void)fprintf(out,
                   "  connections: %llu attempts, %llu failed, %llu joined at peak, %llu "
                   "reconnects, %llu messages recovered with since\n",
@@ -223,6 +225,7 @@ int lg_report_json(FILE *out, const struct lg_run_cfg *cfg, const struct lg_run_
     json_t *o = json_object();
     json_object_set_new(o, "ok", json_boolean(lg_report_ok(cfg, res)));
     json_object_set_new(o, "mode", json_string(lg_mode_name(cfg->mode)));
+    json_object_set_new(o, "proto", json_string(lg_proto_name(cfg->proto)));
     J_INT(o, "rooms", cfg->n_rooms);
     json_object_set_new(o, "speed", json_real(cfg->speed));
     json_object_set_new(o, "elapsed_s", json_real(res->elapsed_s));

@@ -29,6 +29,10 @@
 
 enum lg_mode { LG_MODE_REPLAY, LG_MODE_UNTHROTTLED, LG_MODE_IDLE, LG_MODE_STORM };
 
+/* How frames travel: coachroom.v1 JSON (the gateway), or the same commands
+ * and events as Socket.IO packets (lg_sio.h; bench/peer-node/server-sio.mjs). */
+enum lg_proto { LG_PROTO_NATIVE, LG_PROTO_SOCKETIO };
+
 #define LG_MAX_URLS         16
 #define LG_MAX_WINDOW       100 /* unthrottled: chats in flight per connection */
 #define LG_N_CODES          12  /* the protocol's error codes, then "other" */
@@ -37,6 +41,7 @@ enum lg_mode { LG_MODE_REPLAY, LG_MODE_UNTHROTTLED, LG_MODE_IDLE, LG_MODE_STORM 
 
 struct lg_run_cfg {
     enum lg_mode mode;
+    enum lg_proto proto;
     const struct lg_fixtures *fx;
     size_t first;   /* the first fixture room to use */
     size_t n_rooms; /* how many */
@@ -83,6 +88,7 @@ struct lg_run_result {
 extern const char *const lg_error_codes[LG_N_CODES];
 
 const char *lg_mode_name(enum lg_mode m);
+const char *lg_proto_name(enum lg_proto p);
 
 /* Run one load test. Blocks until it is over (duration + drain at most).
  * res is overwritten. 0 when the run happened (look at res for its

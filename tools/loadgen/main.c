@@ -56,6 +56,12 @@ static const char USAGE[] =
     "                          reconnect with since, verify recovery\n"
     "  --url URL             ws://HOST:PORT/ws, repeatable: connections spread over\n"
     "                        them (default ws://127.0.0.1:8080/ws); loopback only\n"
+    "  --proto P             native (default): coachroom.v1 JSON frames;\n"
+    "                        socketio: the same commands and events as Socket.IO\n"
+    "                          packets (Engine.IO v4 over WebSocket; join, chat,\n"
+    "                          leave, end and rate answered by acks), for\n"
+    "                          bench/peer-node/server-sio.mjs; --url then names the\n"
+    "                          Socket.IO path: ws://127.0.0.1:8091/socket.io\n"
     "  --fixtures FILE       rooms: roomId TAB coach token TAB client token\n"
     "                        (default loadgen-fixtures.tsv)\n"
     "  --rooms R             use R rooms of the fixtures (default: all)\n"
@@ -102,6 +108,7 @@ struct opts {
     long rooms, first, window, sources, room_minutes;
     double speed, ramp, duration, storm_at, drain, rate;
     enum lg_mode mode;
+    enum lg_proto proto;
     int json, progress;
 };
 
@@ -139,6 +146,17 @@ static int parse_url(const char *s, struct lg_url *u)
     return 0;
 }
 
+static int parse_proto(const char *s, enum lg_proto *p)
+{
+    for (int k = LG_PROTO_NATIVE; k <= LG_PROTO_SOCKETIO; k++) {
+        if (strcmp(s, lg_proto_name((enum lg_proto)k)) == 0) {
+            *p = (enum lg_proto)k;
+            return 0;
+        }
+    }
+    return -1;
+}
+
 static int parse_mode(const char *s, enum lg_mode *m)
 {
     for (int k = LG_MODE_REPLAY; k <= LG_MODE_STORM; k++) {
@@ -172,6 +190,7 @@ enum {
     O_JSON,
     O_NOPROG,
     O_MODE,
+    O_PROTO,
     O_MINUTES,
     O_HELP
 };
@@ -197,6 +216,7 @@ static const struct option LONGOPTS[] = {{"setup", required_argument, NULL, O_SE
                                          {"json", no_argument, NULL, O_JSON},
                                          {"no-progress", no_argument, NULL, O_NOPROG},
                                          {"mode", required_argument, NULL, O_MODE},
+                                         {"proto", required_argument, NULL, O_PROTO},
                                          {"room-minutes", required_argument, NULL, O_MINUTES},
                                          {"help", no_argument, NULL, O_HELP},
                                          {NULL, 0, NULL, 0}};
@@ -279,6 +299,8 @@ static int parse_opt(struct opts *o, int c, const char *a)
         return 0;
     case O_MODE:
         return parse_mode(a, &o->mode) ? bad("mode", a) : 0;
+    case O_PROTO:
+        return parse_proto(a, &o->proto) ? bad("proto", a) : 0;
     default:
         return -1;
     }
@@ -433,6 +455,7 @@ static int cmd_run(const struct opts *o)
     }
     raise_nofile((rlim_t)(2 * rooms + 64));
     struct lg_run_cfg cfg = {.mode = o->mode,
+                             .proto = o->proto,
                              .fx = &fx,
                              .first = first,
                              .n_rooms = rooms,
