@@ -22,6 +22,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <ev.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,7 +31,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <ev.h>
 #include <sodium.h>
 
 #include "gw_int.h"
