@@ -17,7 +17,8 @@
 # target the medians, and the gateway/peer ratios. Exits 1 when a run
 # failed its verification.
 #
-#   bench/compare.sh [--targets gateway,node,nodeio,pglimit] [--mode replay|unthrottled|idle|storm]
+#   bench/compare.sh [--targets gateway,gateway2,node,nodeio,pglimit] [--gateway2 PATH]
+#                    [--mode replay|unthrottled|idle|storm]
 #                    [--rooms N] [--duration SEC] [--speed X] [--ramp SEC]
 #                    [--window N] [--rate R] [--batch N] [--runs N] [--sources K]
 #                    [--durable]
@@ -28,6 +29,9 @@
 # connection, paced (9.5: the gateway's 10/s limit, the fair peak). --durable: PostgreSQL with fsync,
 # synchronous_commit and full_page_writes on (the fixture's are off).
 # BUILD_DIR (or --build-dir): the Release build, default build/release.
+# Target gateway2: a second coach-gateway binary (--gateway2 PATH, or
+# GATEWAY2), e.g. another commit's Release build, run exactly as `gateway`
+# is, to compare two versions side by side in one sitting.
 # shellcheck source-path=SCRIPTDIR
 # shellcheck disable=SC2034 # read by tools/lib.sh
 set -euo pipefail
@@ -53,6 +57,7 @@ SOURCES=1
 DURABLE=0
 KEEP=0
 BUILD_DIR=${BUILD_DIR:-$root/build/release}
+GATEWAY2=${GATEWAY2:-}
 
 usage() { bench_usage "${BASH_SOURCE[0]}"; }
 
@@ -71,14 +76,18 @@ while (($# > 0)); do
     --sources) SOURCES=${2:?}; shift 2 ;;
     --durable) DURABLE=1; shift ;;
     --build-dir) BUILD_DIR=${2:?}; shift 2 ;;
+    --gateway2) GATEWAY2=${2:?}; shift 2 ;;
     --keep) KEEP=1; shift ;;
     -h | --help) usage ;;
     *) say "unknown argument: $1"; usage ;;
     esac
 done
 
-[[ $TARGETS =~ ^(gateway|node|nodeio|pglimit)(,(gateway|node|nodeio|pglimit))*$ ]] ||
-    die "--targets: a comma list of gateway, node, nodeio, pglimit"
+[[ $TARGETS =~ ^(gateway|gateway2|node|nodeio|pglimit)(,(gateway|gateway2|node|nodeio|pglimit))*$ ]] ||
+    die "--targets: a comma list of gateway, gateway2, node, nodeio, pglimit"
+if [[ ,$TARGETS, == *,gateway2,* ]]; then
+    [[ -x $GATEWAY2 ]] || die "target gateway2 needs --gateway2 PATH (an executable coach-gateway)"
+fi
 in_range "$BATCH" 1 4096 || die "--batch must be 1..4096"
 [[ $MODE =~ ^(replay|unthrottled|idle|storm)$ ]] || die "--mode: replay, unthrottled, idle or storm"
 in_range "$ROOMS" 1 50000 || die "--rooms must be 1..50000"
@@ -133,9 +142,13 @@ cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
 
 # The server under test, for bench_serve: TARGET on TARGET_DB.
 start_server() {
-    if [[ $TARGET == gateway ]]; then
+    if [[ $TARGET == gateway || $TARGET == gateway2 ]]; then
+        local bin=$GATEWAY
+        if [[ $TARGET == gateway2 ]]; then
+            bin=$GATEWAY2
+        fi
         DATABASE_URL=$TARGET_DB LISTEN=127.0.0.1:$PORT LOG_LEVEL=warn MIGRATE_ON_START=0 \
-            "$GATEWAY" serve 2>"$1" &
+            "$bin" serve 2>"$1" &
     elif [[ $TARGET == nodeio ]]; then
         node "$PEER_SIO" --listen "127.0.0.1:$PORT" --database-url "$TARGET_DB" 2>"$1" &
     else
@@ -248,7 +261,7 @@ for ((run = 1; run <= RUNS; run++)); do
     done
 done
 
-COLS='target run conns acked acked_per_s ack_p50 ack_p99 dl_p50 dl_p99 dl_max lost dup reordered errors rss_kib_per_conn cpu_ms_per_1k ok'
+COLS='target run conns acked acked_per_s ack_p50 ack_p99 dl_p50 dl_p99 dl_max lost dup reordered errors rss_kib_per_conn cpu_s cpu_ms_per_1k ok'
 printf '\n| %s |\n' "${COLS// / | }"
 printf '|%s\n' "$(printf -- '---|%.0s' $COLS)"
 jq -r --arg cols "$COLS" '. as $row | [$cols | split(" ")[] | $row[.] | tostring] | "| " + join(" | ") + " |"' \
@@ -259,11 +272,12 @@ jq -s -r '
     def r2: if . == null then null else (. * 100 | round) / 100 end;
     def div(a; b): if a == null or b == null or b == 0 then null else (a / b | r2) end;
     [group_by(.target)[] | {t: .[0].target,
-      acked_per_s: (map(.acked_per_s) | med), ack_p99: (map(.ack_p99) | med),
+      acked_per_s: (map(.acked_per_s) | med), ack_p50: (map(.ack_p50) | med),
+      ack_p99: (map(.ack_p99) | med), cpu_s: (map(.cpu_s) | med),
       dl_p50: (map(.dl_p50) | med), dl_p99: (map(.dl_p99) | med), dl_max: (map(.dl_max) | med),
       rss: (map(.rss_kib_per_conn) | med), cpu: (map(.cpu_ms_per_1k) | med)}]
     | (INDEX(.t)) as $m
-    | (.[] | "\(.t): acked/s \(.acked_per_s) ack p99 \(.ack_p99) ms, delivery p50 \(.dl_p50) p99 \(.dl_p99) max \(.dl_max) ms, RSS/conn \(.rss) KiB, CPU \(.cpu) ms per 1000 deliveries"),
+    | (.[] | "\(.t): acked/s \(.acked_per_s) ack p50 \(.ack_p50) p99 \(.ack_p99) ms, delivery p50 \(.dl_p50) p99 \(.dl_p99) max \(.dl_max) ms, RSS/conn \(.rss) KiB, CPU \(.cpu_s) s, \(.cpu) ms per 1000 deliveries"),
       (if $m.gateway and $m.node then
          "gateway/node: throughput x\(div($m.gateway.acked_per_s; $m.node.acked_per_s)), delivery p99 x\(div($m.node.dl_p99; $m.gateway.dl_p99)) lower, memory per connection 1/\(div($m.node.rss; $m.gateway.rss)), CPU per message 1/\(div($m.node.cpu; $m.gateway.cpu))"
        else empty end),
@@ -277,6 +291,7 @@ jq -s -r '
          "gateway/pglimit: \(div($m.gateway.acked_per_s * 100; $m.pglimit.acked_per_s))% of the database ceiling"
        else empty end)
 ' "$STATE/rows.jsonl"
+[[ -n $GATEWAY2 ]] && printf 'gateway2: %s\n' "$GATEWAY2"
 printf 'command: bench/compare.sh --targets %s --mode %s --rooms %s --duration %s --speed %s --ramp %s --window %s --rate %s --batch %s --runs %s --sources %s%s\n' \
     "$TARGETS" "$MODE" "$ROOMS" "$DURATION" "$SPEED" "$RAMP" "$WINDOW" "$RATE" "$BATCH" "$RUNS" "$SOURCES" \
     "$( ((DURABLE)) && echo ' --durable')"

@@ -52,6 +52,7 @@ struct gw_server {
     struct room_cfg room_cfg;
     struct gw_stats stats;
     struct lws_context *ctx;     /* owned */
+    struct ev_loop *loop;        /* owned: the libev loop lws runs on (server.c) */
     struct lws_vhost *vhost;     /* owned by ctx */
     struct store *store;         /* owned */
     lws_sorted_usec_list_t tick; /* housekeeping timer */

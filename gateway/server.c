@@ -1,16 +1,28 @@
 /*
  * server.c: the gateway's lws context, its loop, and the drain on shutdown.
  *
- * DESIGN: one lws context, one vhost, serviced by the main thread. The store
- * thread wakes the loop with lws_cancel_service(); completions then run in
+ * DESIGN: one lws context, one vhost, serviced by the main thread on a
+ * libev loop that this file owns: epoll on Linux, so a wake-up costs what
+ * the ready connections need, where lws's own loop called poll() over
+ * every held connection. lws drives the loop through its libev event-lib
+ * plugin (libwebsockets-evlib-ev), given it as a "foreign" loop: lws then
+ * installs no signal watcher, and SIGINT/SIGTERM stay main.c's handlers,
+ * which only set the stop flag. The store thread wakes the loop with
+ * lws_cancel_service(); completions then run in
  * LWS_CALLBACK_EVENT_WAIT_CANCELLED (http.c). A 250 ms housekeeping timer
- * notices the stop flag set by the signal handler. Draining: refuse new
- * connections, wait (bounded by STORE_TIMEOUT_MS) until every store request
- * has completed and been answered, then destroy the context, which closes
- * the remaining connections.
+ * notices the stop flag. Draining: refuse new connections, wait (bounded by
+ * STORE_TIMEOUT_MS) until every store request has completed and been
+ * answered, then destroy the context, which closes the remaining
+ * connections, then the loop.
+ *
+ * lws 4.1's libev glue re-arms its one timer only when it fires or after
+ * an I/O event, and cannot move an armed timer earlier: a lws_sul due
+ * sooner than the armed expiry runs at the next I/O event or at that
+ * expiry. The tick re-arms every TICK_US, which bounds the delay.
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <ev.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -180,18 +192,48 @@ static void tick(lws_sorted_usec_list_t *sul)
     lws_sul_schedule(srv->ctx, 0, &srv->tick, tick, TICK_US);
 }
 
+/* The loop lws runs on. EVFLAG_NOSIGMASK: libev leaves the signal mask
+ * and the handlers alone (we start no signal watcher). */
+static int create_loop(struct gw_server *srv, struct gw_err *err)
+{
+    srv->loop = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK);
+    if (srv->loop == NULL) {
+        return gw_err_set(err, -ENOMEM, "cannot create the event loop (libev)");
+    }
+    return 0;
+}
+
+static const char *loop_backend(struct ev_loop *loop)
+{
+    switch (ev_backend(loop)) {
+    case EVBACKEND_EPOLL:
+        return "epoll";
+    case EVBACKEND_POLL:
+        return "poll";
+    case EVBACKEND_SELECT:
+        return "select";
+    default:
+        return "other";
+    }
+}
+
 static int create_context(struct gw_server *srv, struct gw_err *err)
 {
     struct lws_context_creation_info info;
+    void *loops[1] = {srv->loop}; /* read during lws_create_context only */
     memset(&info, 0, sizeof(info));
-    info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS | LWS_SERVER_OPTION_VALIDATE_UTF8;
+    info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS | LWS_SERVER_OPTION_VALIDATE_UTF8 |
+                   LWS_SERVER_OPTION_LIBEV;
     if (srv->cfg->tls_cert != NULL) {
         info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
     }
+    info.foreign_loops = loops;
     info.user = srv;
     srv->ctx = lws_create_context(&info);
     if (srv->ctx == NULL) {
-        return gw_err_set(err, -ENOMEM, "cannot create the lws context");
+        return gw_err_set(err, -ENOMEM,
+                          "cannot create the lws context (its libev plugin comes with "
+                          "the package libwebsockets-evlib-ev)");
     }
     memset(&info, 0, sizeof(info));
     info.port = srv->cfg->listen_port;
@@ -242,6 +284,9 @@ int gw_server_new(const struct gw_config *cfg, struct gw_server **out, struct gw
     rc = srv->conns_by_id && srv->rooms && srv->user_conns
              ? gw_static_open(cfg->web_root, &srv->web, err)
              : gw_err_set(err, -ENOMEM, "out of memory");
+    if (rc == 0) {
+        rc = create_loop(srv, err);
+    }
     if (rc == 0) {
         rc = create_context(srv, err);
     }
@@ -310,17 +355,24 @@ int gw_server_run(struct gw_server *srv, volatile sig_atomic_t *stop)
     srv->stop = stop;
     lws_sul_schedule(srv->ctx, 0, &srv->tick, tick, TICK_US);
     gw_node_start(srv);
-    gw_log(GW_LOG_NOTICE, "gw.listening", "addr=%s:%d tls=%s", srv->cfg->listen_host, srv->port,
-           srv->cfg->tls_cert != NULL ? "on" : "off");
-    int n = 0;
-    while (n >= 0 && !(srv->draining && drained(srv))) {
-        n = lws_service(srv->ctx, 0);
+    /* lws arms its libev timer only after an event: wake the loop once, so
+     * that the tick and lws's own start-up timer run without waiting for a
+     * first connection. */
+    lws_cancel_service(srv->ctx);
+    gw_log(GW_LOG_NOTICE, "gw.listening", "addr=%s:%d tls=%s loop=%s", srv->cfg->listen_host,
+           srv->port, srv->cfg->tls_cert != NULL ? "on" : "off", loop_backend(srv->loop));
+    /* One pass per wake-up, as lws_service() did: the tick wakes the loop
+     * at least every TICK_US, so the drain condition is seen in time. No
+     * active watcher left would mean lws stopped serving. */
+    bool alive = true;
+    while (alive && !(srv->draining && drained(srv))) {
+        alive = ev_run(srv->loop, EVRUN_ONCE) != 0;
     }
     /* Answer what completed last, then let lws close every connection. */
     store_run_done(srv->store);
     lws_sul_cancel(&srv->tick);
     gw_log(GW_LOG_NOTICE, "gw.stopped", NULL);
-    return n < 0 ? -EIO : 0;
+    return alive ? 0 : -EIO;
 }
 
 void gw_server_free(struct gw_server *srv)
@@ -340,8 +392,14 @@ void gw_server_free(struct gw_server *srv)
         if (srv->rooms != NULL) {
             gw_rooms_stop_timers(srv);
         }
+        /* With a foreign libev loop this runs to the end here: every
+         * connection is closed and lws's watchers are stopped. */
         lws_context_destroy(srv->ctx);
         srv->ctx = NULL;
+    }
+    if (srv->loop != NULL) {
+        ev_loop_destroy(srv->loop);
+        srv->loop = NULL;
     }
     /* After the context: no connection can reference a request any more. */
     store_close(srv->store);
