@@ -440,3 +440,42 @@ Test(nodes, an_ai_job_of_a_killed_node_is_completed_by_the_other)
     cr_expect_neq(strcmp(sum, "0"), 0, "the summary is stored");
     free(sum);
 }
+
+/* ---- the idle rule counts every node ------------------------------------------------------ */
+
+static char *wait_value(const char *sql, const char *want, int timeout_ms)
+{
+    int64_t until = mono_ms() + timeout_ms;
+    char *v = query(sql);
+    while (strcmp(v, want) != 0 && mono_ms() < until) {
+        free(v);
+        usleep(100 * 1000);
+        v = query(sql);
+    }
+    return v;
+}
+
+Test(nodes, a_participant_on_either_node_keeps_the_session_from_idling)
+{
+    start_node(&node_a, "node-a", "IDLE_END_SEC=2");
+    start_node(&node_b, "node-b", "IDLE_END_SEC=2");
+    await_peers();
+    struct wsc *coach = login(&node_a, COACH);
+    json_decref(join(coach));
+    struct wsc *client = login(&node_b, CLIENT);
+    json_decref(join(client));
+    /* the coach goes; the client stays on the other node past IDLE_END_SEC */
+    wsc_close(coach, 1000);
+    sleep(4);
+    char *st = query("SELECT status FROM \"Appointment\" WHERE id = 'cappt1'");
+    cr_expect_str_eq(st, "active", "a participant connected elsewhere holds the idle clock");
+    free(st);
+    /* the client goes too: idle end about IDLE_END_SEC later */
+    wsc_close(client, 1000);
+    st = wait_value("SELECT status FROM \"Appointment\" WHERE id = 'cappt1'", "completed", 8000);
+    cr_expect_str_eq(st, "completed");
+    free(st);
+    char *why = query("SELECT coalesce(end_reason, '') FROM coach_room");
+    cr_expect_str_eq(why, "idle");
+    free(why);
+}
