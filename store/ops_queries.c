@@ -232,7 +232,8 @@ static const char chat_insert_sql[] =
 
 /* ---- session lifecycle (ops_life.c) and AI jobs (ops_ai.c) -------------------------------- */
 
-/* $1 appointment id, $2 the absolute warning count. */
+/* $1 appointment id, $2 the absolute warning count, $3 the node that must
+ * hold the room's lease ('' for none). -> rows updated, the notification. */
 static const char warning_sql[] =
     "WITH ok AS ("
     " SELECT 1 WHERE (SELECT coalesce(max(x.\"warningsSent\"), 0) FROM \"Session\" x"

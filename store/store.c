@@ -70,8 +70,9 @@ struct shard {
  * PostgreSQL connection, queue and group commit), a room's to the same one
  * always, so they run in order. */
 struct store {
-    struct shard *shards[STORE_CONNECTIONS_MAX];
-    size_t n;
+    struct shard *shards[STORE_CONNECTIONS_MAX + 1]; /* the rooms', then the background one */
+    size_t n;                                        /* room shards */
+    size_t n_open;                                   /* all shards opened */
     atomic_size_t next_rr;
 };
 
@@ -720,8 +721,32 @@ static const char *req_key(const struct store_req *r)
     }
 }
 
+/* Work that no member waits for: heartbeats, job claims and results,
+ * cleanup, counts. It runs on a connection of its own, so that a long
+ * heartbeat or cleanup transaction never holds up a room's chats. */
+static bool background(const struct store_req *r)
+{
+    switch (r->op) {
+    case STORE_OP_NODE_BEAT:
+    case STORE_OP_NODE_LEAVE:
+    case STORE_OP_MAINTENANCE:
+    case STORE_OP_JOB_STATS:
+    case STORE_OP_AI_CLAIM:
+    case STORE_OP_AI_RESULT:
+    case STORE_OP_LK_CLOSE_CLAIM:
+    case STORE_OP_LK_CLOSE_RESULT:
+    case STORE_OP_LIVE_ROOMS:
+        return true;
+    default:
+        return false;
+    }
+}
+
 static size_t pick(struct store *st, const struct store_req *req)
 {
+    if (background(req)) {
+        return st->n; /* the background shard */
+    }
     const char *key = req_key(req);
     if (st->n == 1) {
         return 0;
@@ -750,14 +775,15 @@ int store_open(const struct store_cfg *cfg, struct store **out, struct store_err
     }
     struct store_cfg one = *cfg;
     one.queue_cap = (cfg->queue_cap + n - 1) / n;
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i <= n; i++) {
         int rc = shard_open(&one, &st->shards[i], err);
         if (rc != 0) {
             store_close(st);
             return rc;
         }
-        st->n++;
+        st->n_open++;
     }
+    st->n = n;
     *out = st;
     return 0;
 }
@@ -769,7 +795,7 @@ int store_submit(struct store *st, struct store_req *req, int64_t now_ms)
 
 void store_run_done(struct store *st)
 {
-    for (size_t i = 0; i < st->n; i++) {
+    for (size_t i = 0; i < st->n_open; i++) {
         shard_run_done(st->shards[i]);
     }
 }
@@ -777,7 +803,7 @@ void store_run_done(struct store *st)
 size_t store_in_flight(const struct store *st)
 {
     size_t n = 0;
-    for (size_t i = 0; i < st->n; i++) {
+    for (size_t i = 0; i < st->n_open; i++) {
         n += shard_in_flight(st->shards[i]);
     }
     return n;
@@ -788,7 +814,7 @@ void store_close(struct store *st)
     if (st == NULL) {
         return;
     }
-    for (size_t i = 0; i < st->n; i++) {
+    for (size_t i = 0; i < st->n_open; i++) {
         shard_close(st->shards[i]);
     }
     free(st);
@@ -796,7 +822,7 @@ void store_close(struct store *st)
 
 bool store_owns_backend(const struct store *st, int pid)
 {
-    for (size_t i = 0; st != NULL && pid != 0 && i < st->n; i++) {
+    for (size_t i = 0; st != NULL && pid != 0 && i < st->n_open; i++) {
         if (atomic_load(&st->shards[i]->backend_pid) == pid) {
             return true;
         }

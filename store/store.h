@@ -731,7 +731,8 @@ struct store_req {
 struct store_cfg {
     const char *conninfo;    /* copied; never logged */
     int connections;         /* 1..STORE_CONNECTIONS_MAX (0: 1): a room's requests always
-                                use the same one, so they run in order */
+                                use the same one, so they run in order; one more connection
+                                serves background work (heartbeats, jobs, cleanup) */
     int64_t timeout_ms;      /* how long a request may wait for the database */
     size_t queue_cap;        /* requests in flight at most (queued + running + done) */
     void (*wake)(void *arg); /* called from the store thread after completions were posted */
