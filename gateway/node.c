@@ -343,7 +343,7 @@ static void presence_get_done(struct store_req *req)
         for (size_t i = 0; i < p->n_users; i++) {
             v[i] = (struct room_remote_member){.user_id = p->users[i].user_id,
                                                .display_name = p->users[i].display_name,
-                                               .is_admin = strcmp(p->users[i].role, "admin") == 0,
+                                               .is_admin = strcmp(p->users[i].role, "observer") == 0,
                                                .nodes = (unsigned)p->users[i].nodes};
         }
         struct room_fx_list fx;

@@ -597,7 +597,7 @@ struct store_presence_set {
     char node_id[STORE_NODE_ID_MAX + 1];   /* in */
     char user_id[STORE_ID_MAX + 1];        /* in */
     char display_name[STORE_NAME_MAX + 1]; /* in */
-    char role[8];                          /* in: coach|client|admin */
+    char role[10];                         /* in: coach|client|observer (an admin) */
     int online;                            /* in */
 };
 
@@ -611,7 +611,7 @@ struct store_presence_get {
     struct {
         char user_id[STORE_ID_MAX + 1];
         char display_name[STORE_NAME_MAX + 1];
-        char role[8];
+        char role[10];
         int nodes;
     } users[STORE_PRESENCE_MAX]; /* out */
     size_t n_users;              /* out */

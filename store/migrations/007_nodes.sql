@@ -32,7 +32,7 @@ CREATE TABLE IF NOT EXISTS coach_presence (
     node_id TEXT NOT NULL,
     user_id TEXT NOT NULL,
     display_name TEXT NOT NULL,
-    role TEXT NOT NULL CHECK (role IN ('coach', 'client', 'admin')),
+    role TEXT NOT NULL CHECK (role IN ('coach', 'client', 'observer')),
     since TIMESTAMPTZ NOT NULL DEFAULT now(),
     PRIMARY KEY (appointment_id, node_id, user_id)
 );

@@ -192,6 +192,24 @@ Test(nodes, presence_and_typing_cross_nodes_and_a_killed_node_leaves)
     cr_expect(has_member(p, COACH) && has_member(p, CLIENT));
     json_decref(p);
 
+    /* an admin observing from node B is a member on node A too */
+    cr_assert_eq(pgtest_exec(conninfo, "INSERT INTO \"User\"(id,email,\"displayName\",role,"
+                                       "\"updatedAt\") VALUES ('cadmin1','a@t','Ada Admin','admin',"
+                                       "now())"),
+                 0);
+    struct wsc *admin = login(&node_b, "cadmin1");
+    json_decref(join(admin));
+    p = wsc_expect(coach, "presence", WAIT);
+    cr_assert_not_null(p, "the observer's arrival crosses nodes");
+    cr_expect_str_eq(str(json_object_get(p, "member"), "userId"), "cadmin1");
+    cr_expect_str_eq(str(json_object_get(p, "member"), "role"), "observer");
+    json_decref(p);
+    wsc_close(admin, 1000);
+    p = wsc_expect(coach, "presence", WAIT);
+    cr_assert_not_null(p);
+    cr_expect_str_eq(str(p, "event"), "leave");
+    json_decref(p);
+
     wsc_send_json(client, "{\"type\":\"typing\",\"room\":\"room-1\",\"state\":true}");
     json_t *t = wsc_expect(coach, "typing", WAIT);
     cr_assert_not_null(t, "typing crosses nodes");

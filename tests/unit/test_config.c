@@ -949,3 +949,27 @@ Test(config, livekit_key_and_secret_come_together)
                       NO_ARGS),
                  0, "%s", err.msg);
 }
+
+Test(config, node_settings)
+{
+    cr_assert_eq(load(ENV("X=1"), NO_ARGS), 0, "%s", err.msg);
+    cr_expect_eq(cfg.node_heartbeat_sec, 2);
+    cr_expect_eq(cfg.room_lease_sec, 6);
+    cr_assert_not_null(cfg.node_id, "serve names the node");
+    char want[96];
+    snprintf(want, sizeof want, "-%ld", (long)getpid());
+    cr_expect(strstr(cfg.node_id, want) != NULL, "host name and pid: %s", cfg.node_id);
+    cr_assert_eq(load(ENV("NODE_ID=gw-1.eu:a_b"), NO_ARGS), 0, "%s", err.msg);
+    cr_expect_str_eq(cfg.node_id, "gw-1.eu:a_b");
+    cr_expect_eq(load(ENV("NODE_ID=has space"), NO_ARGS), -EINVAL);
+    cr_expect(strstr(err.msg, "NODE_ID") != NULL, "%s", err.msg);
+    cr_expect_eq(load(ENV("NODE_ID=semi;colon"), NO_ARGS), -EINVAL);
+    /* the lease outlives two heartbeats */
+    cr_expect_eq(load(ENV("NODE_HEARTBEAT_SEC=5", "ROOM_LEASE_SEC=9"), NO_ARGS), -EINVAL);
+    cr_expect(strstr(err.msg, "ROOM_LEASE_SEC: must be at least twice NODE_HEARTBEAT_SEC") != NULL,
+              "%s", err.msg);
+    cr_expect_eq(load(ENV("NODE_HEARTBEAT_SEC=5", "ROOM_LEASE_SEC=10"), NO_ARGS), 0, "%s",
+                 err.msg);
+    cr_expect_eq(load(ENV("NODE_HEARTBEAT_SEC=0"), NO_ARGS), -EINVAL);
+    cr_expect_eq(load(ENV("ROOM_LEASE_SEC=601"), NO_ARGS), -EINVAL);
+}
