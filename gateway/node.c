@@ -26,7 +26,7 @@
 
 #include "wsroom_int.h"
 
-#define KICK_MS        50   /* a beat this soon when a room wants its clock */
+#define KICK_MS         50  /* a beat this soon when a room wants its clock */
 #define LEASE_MARGIN_MS 250 /* trust a lease this much less than its life */
 
 /* ---- leases -------------------------------------------------------------------------- */
@@ -163,7 +163,8 @@ static void beat_done(struct store_req *req)
         if (b->n_held > 1) {
             qsort(b->held, b->n_held, sizeof(char *), cmp_str);
         }
-        struct held h = {.ids = b->held, .n = b->n_held,
+        struct held h = {.ids = b->held,
+                         .n = b->n_held,
                          .until_ms = srv->node.beat_sent_ms +
                                      (int64_t)srv->cfg->room_lease_sec * 1000 - LEASE_MARGIN_MS};
         gw_map_each(srv->rooms, held_room, &h);
@@ -341,10 +342,11 @@ static void presence_get_done(struct store_req *req)
     } else if (g->core != NULL) {
         struct room_remote_member v[STORE_PRESENCE_MAX];
         for (size_t i = 0; i < p->n_users; i++) {
-            v[i] = (struct room_remote_member){.user_id = p->users[i].user_id,
-                                               .display_name = p->users[i].display_name,
-                                               .is_admin = strcmp(p->users[i].role, "observer") == 0,
-                                               .nodes = (unsigned)p->users[i].nodes};
+            v[i] =
+                (struct room_remote_member){.user_id = p->users[i].user_id,
+                                            .display_name = p->users[i].display_name,
+                                            .is_admin = strcmp(p->users[i].role, "observer") == 0,
+                                            .nodes = (unsigned)p->users[i].nodes};
         }
         struct room_fx_list fx;
         room_fx_reset(&fx);

@@ -244,8 +244,7 @@ static void sync_start(struct room *r, int64_t started_ms, int64_t now_ms)
 
 /* Warnings recorded elsewhere: count them, frame the newest (if the end
  * is not due: then the end tells the truth). Needs one free slot. */
-static void sync_warnings(struct room *r, unsigned stored, int64_t now_ms,
-                          struct room_fx_list *fx)
+static void sync_warnings(struct room *r, unsigned stored, int64_t now_ms, struct room_fx_list *fx)
 {
     unsigned n = stored < r->cfg.n_warnings ? stored : (unsigned)r->cfg.n_warnings;
     if (n <= r->warnings_sent) {
@@ -265,8 +264,7 @@ static void sync_warnings(struct room *r, unsigned stored, int64_t now_ms,
     e->recorded = true;
 }
 
-int room_on_sync(struct room *r, const struct room_sync *s, int64_t now_ms,
-                 struct room_fx_list *fx)
+int room_on_sync(struct room *r, const struct room_sync *s, int64_t now_ms, struct room_fx_list *fx)
 {
     if (r == NULL || s == NULL || fx == NULL) {
         return -EINVAL;

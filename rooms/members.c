@@ -123,8 +123,8 @@ static int join_check(const struct room *r, const struct room_conn *c,
     if (c->n_rooms >= ROOM_CONN_MAX_ROOMS) {
         return ROOM_E_TOO_MANY;
     }
-    if (r->n_slots >= r->cfg.max_conns ||
-        (room__member_of(r, in->user_id) == ROOM__NOT_FOUND && r->n_members >= r->cfg.max_members)) {
+    if (r->n_slots >= r->cfg.max_conns || (room__member_of(r, in->user_id) == ROOM__NOT_FOUND &&
+                                           r->n_members >= r->cfg.max_members)) {
         return ROOM_E_FULL;
     }
     return 0;
@@ -371,8 +371,7 @@ int room_on_remote_presence(struct room *r, const struct room_remote_member *v, 
     return 0;
 }
 
-int room_on_remote_typing(struct room *r, const char *user_id, bool state,
-                          struct room_fx_list *fx)
+int room_on_remote_typing(struct room *r, const char *user_id, bool state, struct room_fx_list *fx)
 {
     if (r == NULL || user_id == NULL || fx == NULL) {
         return -EINVAL;

@@ -28,9 +28,11 @@
 #define MS(p) "(" p " * interval '1 millisecond')"
 
 static const char beat_upsert_sql[] =
-    "INSERT INTO coach_node (node_id, expires_at) VALUES ($1, now() + " MS("$2::int4") ")"
-    " ON CONFLICT (node_id) DO UPDATE SET heartbeat_at = now(), expires_at = EXCLUDED.expires_at"
-    " RETURNING (xmax = 0)";
+    "INSERT INTO coach_node (node_id, expires_at) VALUES ($1, now() + " MS(
+        "$2::int4") ")"
+                    " ON CONFLICT (node_id) DO UPDATE SET heartbeat_at = now(), expires_at = "
+                    "EXCLUDED.expires_at"
+                    " RETURNING (xmax = 0)";
 
 /* Presence rows of nodes that are not alive, with the nodes' leases and
  * rows; one notification per room concerned. */
@@ -55,16 +57,16 @@ static const char beat_release_sql[] =
 /* $3: how long a lease must have been expired before it is taken. */
 static const char beat_take_sql[] =
     "INSERT INTO coach_room_lease (appointment_id, node_id, expires_at)"
-    " SELECT a.id, $1, now() + " MS("$4::int4") " FROM \"Appointment\" a"
-    " WHERE a.id = ANY($2::text[]) AND a.status = 'active'"
-    " ON CONFLICT (appointment_id) DO UPDATE SET node_id = EXCLUDED.node_id,"
-    " expires_at = EXCLUDED.expires_at"
-    " WHERE coach_room_lease.node_id = EXCLUDED.node_id"
-    " OR coach_room_lease.expires_at < now() - " MS("$3::int4");
+    " SELECT a.id, $1, now() + " MS(
+        "$4::int4") " FROM \"Appointment\" a"
+                    " WHERE a.id = ANY($2::text[]) AND a.status = 'active'"
+                    " ON CONFLICT (appointment_id) DO UPDATE SET node_id = EXCLUDED.node_id,"
+                    " expires_at = EXCLUDED.expires_at"
+                    " WHERE coach_room_lease.node_id = EXCLUDED.node_id"
+                    " OR coach_room_lease.expires_at < now() - " MS("$3::int4");
 
-static const char beat_held_sql[] =
-    "SELECT l.appointment_id FROM coach_room_lease l"
-    " WHERE l.node_id = $1 AND l.expires_at > now() ORDER BY 1";
+static const char beat_held_sql[] = "SELECT l.appointment_id FROM coach_room_lease l"
+                                    " WHERE l.node_id = $1 AND l.expires_at > now() ORDER BY 1";
 
 static const char beat_peers_sql[] =
     "SELECT count(*) FROM coach_node WHERE node_id <> $1 AND expires_at > now()";
@@ -311,8 +313,9 @@ void store__op_presence_set(PGconn *c, struct store_req *req)
     p->role[sizeof p->role - 1] = '\0';
     req->rc = store__ops_ready(c, &req->err);
     if (req->rc == 0) {
-        const char *vals[] = {p->appointment_id, p->node_id, p->user_id, p->display_name,
-                              p->role,           p->online ? "t" : "f", p->room_id};
+        const char *vals[] = {p->appointment_id, p->node_id, p->user_id,
+                              p->display_name,   p->role,    p->online ? "t" : "f",
+                              p->room_id};
         req->rc = run_only(c, presence_set_sql, 7, vals, "presence", &req->err);
     }
 }

@@ -8,6 +8,7 @@
  * noticed within a few seconds.
  */
 #define _DEFAULT_SOURCE /* usleep */
+#include <criterion/criterion.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,7 +16,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <criterion/criterion.h>
 #include <jansson.h>
 #include <sodium.h>
 

@@ -159,10 +159,11 @@ Test(room_nodes, participants_elsewhere_hold_the_idle_clock)
     struct room_remote_member v[] = {{.user_id = CLIENT, .display_name = "C", .nodes = 2}};
     cr_assert_eq(room_on_remote_presence(r, v, 1, T0 + 1000, &fx), 0);
     cr_assert_eq(room_on_leave(r, &a, T0 + 2000, &fx), 0);
-    cr_expect_eq(room_next_deadline_ms(r), ends - 300 * 1000, "no idle end: the client is elsewhere");
+    cr_expect_eq(room_next_deadline_ms(r), ends - 300 * 1000,
+                 "no idle end: the client is elsewhere");
     /* an observer elsewhere does not hold it */
-    struct room_remote_member adm[] = {{.user_id = ADMIN, .display_name = "A", .is_admin = true,
-                                        .nodes = 1}};
+    struct room_remote_member adm[] = {
+        {.user_id = ADMIN, .display_name = "A", .is_admin = true, .nodes = 1}};
     fx.len = 0;
     cr_assert_eq(room_on_remote_presence(r, adm, 1, T0 + 5000, &fx), 0);
     cr_expect_eq(room_next_deadline_ms(r), T0 + 5000 + 60 * 1000, "idle from the client's leave");
