@@ -252,20 +252,10 @@ run_one() {
 
 IFS=, read -r -a order <<<"$TARGETS"
 say "mode $MODE, $ROOMS rooms, $RUNS runs, targets ${order[*]} (PostgreSQL: $PG_SETTINGS)"
-for ((run = 1; run <= RUNS; run++)); do
-    for ((k = 0; k < ${#order[@]}; k++)); do
-        # alternate which target goes first
-        t=${order[$(((k + run - 1) % ${#order[@]}))]}
-        say "run $run: $t"
-        run_one "$t" "$run"
-    done
-done
+bench_rounds
 
 COLS='target run conns acked acked_per_s ack_p50 ack_p99 dl_p50 dl_p99 dl_max lost dup reordered errors rss_kib_per_conn cpu_s cpu_ms_per_1k ok'
-printf '\n| %s |\n' "${COLS// / | }"
-printf '|%s\n' "$(printf -- '---|%.0s' $COLS)"
-jq -r --arg cols "$COLS" '. as $row | [$cols | split(" ")[] | $row[.] | tostring] | "| " + join(" | ") + " |"' \
-    "$STATE/rows.jsonl"
+bench_rows "$COLS"
 printf '\nmedians:\n'
 jq -s -r '
     def med: map(select(. != null)) | sort | if length == 0 then null else .[(length - 1) / 2 | floor] end;
@@ -295,8 +285,4 @@ jq -s -r '
 printf 'command: bench/compare.sh --targets %s --mode %s --rooms %s --duration %s --speed %s --ramp %s --window %s --rate %s --batch %s --runs %s --sources %s%s\n' \
     "$TARGETS" "$MODE" "$ROOMS" "$DURATION" "$SPEED" "$RAMP" "$WINDOW" "$RATE" "$BATCH" "$RUNS" "$SOURCES" \
     "$( ((DURABLE)) && echo ' --durable')"
-printf 'machine: %s, %s CPUs, %s; PostgreSQL: %s\n' "$(uname -m)" "$(nproc)" \
-    "$(awk '/MemTotal/ { printf "%.1f GiB RAM", $2 / 1048576 }' /proc/meminfo)" "$PG_SETTINGS"
-if jq -e 'select(.ok != true)' "$STATE/rows.jsonl" >/dev/null; then
-    die "a run failed its verification (see the ok column)"
-fi
+bench_verdict

@@ -136,3 +136,39 @@ bench_serve() {
     tail -n 20 "$log" >&2
     die "the server did not start"
 }
+
+# bench_rounds: RUNS rounds of run_one TARGET RUN over the targets in
+# the array `order`, each round starting with the next target, so that
+# none always goes first on a noisy machine.
+bench_rounds() {
+    local run k t
+    for ((run = 1; run <= RUNS; run++)); do
+        for ((k = 0; k < ${#order[@]}; k++)); do
+            t=${order[$(((k + run - 1) % ${#order[@]}))]}
+            say "run $run: $t"
+            run_one "$t" "$run"
+        done
+    done
+}
+
+# bench_rows COLS: the rows of $STATE/rows.jsonl as a Markdown table of
+# the space-separated COLS.
+bench_rows() {
+    local cols=$1
+    printf '\n| %s |\n' "${cols// / | }"
+    # shellcheck disable=SC2086 # one dash cell per column
+    printf '|%s\n' "$(printf -- '---|%.0s' $cols)"
+    jq -r --arg cols "$cols" \
+        '. as $row | [$cols | split(" ")[] | $row[.] | tostring] | "| " + join(" | ") + " |"' \
+        "$STATE/rows.jsonl"
+}
+
+# bench_verdict: the machine line, then exit 1 (through die) when a run of
+# $STATE/rows.jsonl failed its verification.
+bench_verdict() {
+    printf 'machine: %s, %s CPUs, %s; PostgreSQL: %s\n' "$(uname -m)" "$(nproc)" \
+        "$(awk '/MemTotal/ { printf "%.1f GiB RAM", $2 / 1048576 }' /proc/meminfo)" "$PG_SETTINGS"
+    if jq -e 'select(.ok != true)' "$STATE/rows.jsonl" >/dev/null; then
+        die "a run failed its verification (see the ok column)"
+    fi
+}
