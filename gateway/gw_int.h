@@ -81,6 +81,7 @@ struct gw_server {
         lws_sorted_usec_list_t timer;   /* the next heartbeat */
         int64_t next_beat_ms;           /* monotonic; 0: none armed */
         int64_t beat_sent_ms;           /* monotonic: the last beat's start */
+        int64_t last_full_ms;           /* monotonic: the last full beat's start; 0: none yet */
         bool beat_pending, kick_again, leaving, left;
         bool alive;                     /* a beat has written this node's row */
         int beat_failures;

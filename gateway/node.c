@@ -26,7 +26,7 @@
 
 #include "wsroom_int.h"
 
-#define KICK_MS         50  /* a beat this soon when a room wants its clock */
+#define KICK_MS         100 /* a quick beat this soon when a room wants its clock */
 #define LEASE_MARGIN_MS 250 /* trust a lease this much less than its life */
 
 /* ---- leases -------------------------------------------------------------------------- */
@@ -45,6 +45,7 @@ static int cmp_str(const void *a, const void *b)
 struct want {
     char **acquire, **adopt, **release;
     size_t n_acquire, n_adopt, n_release, cap;
+    bool quick; /* a quick beat releases nothing */
     bool failed;
 };
 
@@ -74,6 +75,9 @@ static void want_room(void *value, void *arg)
     bool running = room_state(g->core) == ROOM_STATE_RUNNING && !g->srv->draining;
     const char *id = g->info.appointment_id;
     if (!running && g->lease_until_ms != 0) {
+        if (w->quick) {
+            return;
+        }
         want_push(w, &w->release, &w->n_release, id);
         g->lease_until_ms = 0;
     } else if (running && !gw_node_clock_mine(g)) {
@@ -90,6 +94,7 @@ struct held {
     char **ids;
     size_t n;
     int64_t until_ms;
+    bool quick; /* the answer lists only rooms asked for: leave the others as they are */
 };
 
 static void held_room(void *value, void *arg)
@@ -102,6 +107,9 @@ static void held_room(void *value, void *arg)
     const char *key = g->info.appointment_id;
     bool mine = h->n > 0 && bsearch(&key, h->ids, h->n, sizeof(char *), cmp_str) != NULL;
     bool was = gw_node_clock_mine(g);
+    if (!mine && h->quick) {
+        return;
+    }
     g->lease_until_ms = mine ? h->until_ms : 0;
     if (mine && !was) {
         gw_log(GW_LOG_INFO, "room.clock_lease", "room=%s node=%s", g->room_id,
@@ -156,7 +164,21 @@ static void beat_done(struct store_req *req)
     if (req->rc != 0) {
         srv->node.beat_failures++;
         gw_log(GW_LOG_WARN, "node.beat_failed", "rc=%d", req->rc);
+        if (!b->quick) {
+            srv->node.last_full_ms = srv->node.beat_sent_ms; /* the next one a period later */
+        }
+    } else if (b->quick) {
+        if (b->n_held > 1) {
+            qsort(b->held, b->n_held, sizeof(char *), cmp_str);
+        }
+        struct held h = {.ids = b->held,
+                         .n = b->n_held,
+                         .quick = true,
+                         .until_ms = srv->node.beat_sent_ms +
+                                     (int64_t)srv->cfg->room_lease_sec * 1000 - LEASE_MARGIN_MS};
+        gw_map_each(srv->rooms, held_room, &h);
     } else {
+        srv->node.last_full_ms = srv->node.beat_sent_ms;
         int peers_before = srv->node.peers;
         srv->node.peers = b->peers;
         srv->node.beat_failures = 0;
@@ -189,12 +211,18 @@ static void beat_done(struct store_req *req)
     bool again = srv->node.kick_again;
     srv->node.kick_again = false;
     srv->node.next_beat_ms = 0;
-    schedule(srv, again ? KICK_MS : (int64_t)srv->cfg->node_heartbeat_sec * 1000);
+    int64_t full_in = srv->node.last_full_ms + (int64_t)srv->cfg->node_heartbeat_sec * 1000 -
+                      gw_now_ms();
+    schedule(srv, again && KICK_MS < full_in ? KICK_MS : full_in);
 }
 
+/* A full beat (heartbeat, renewals, reaping) every NODE_HEARTBEAT_SEC; in
+ * between, kicked beats only take the leases rooms want now. */
 static int fill_beat(struct gw_server *srv, struct store_node_beat *b)
 {
-    struct want w = {.cap = gw_map_count(srv->rooms) + 1};
+    int64_t period = (int64_t)srv->cfg->node_heartbeat_sec * 1000;
+    b->quick = srv->node.last_full_ms != 0 && gw_now_ms() - srv->node.last_full_ms < period;
+    struct want w = {.cap = gw_map_count(srv->rooms) + 1, .quick = b->quick != 0};
     gw_map_each(srv->rooms, want_room, &w);
     b->acquire = w.acquire;
     b->n_acquire = w.n_acquire;

@@ -573,6 +573,10 @@ struct store_node_beat {
     char node_id[STORE_NODE_ID_MAX + 1]; /* in */
     int ttl_ms;                          /* in: > 0 */
     int lease_ms;                        /* in: > 0 */
+    int quick;                           /* in: only take the leases in acquire and adopt (a
+                                            room wants its clock now): no heartbeat, renewal,
+                                            release or reaping; held then lists only those of
+                                            acquire and adopt that are this node's now */
     char **acquire, **adopt, **release;  /* in: appointment ids */
     size_t n_acquire, n_adopt, n_release;
     int created;                         /* out: the node row was (re)created */
