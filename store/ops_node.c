@@ -48,18 +48,24 @@ static const char beat_reap_sql[] =
     " FROM (SELECT DISTINCT appointment_id FROM gone) g"
     " JOIN \"Appointment\" a ON a.id = g.appointment_id";
 
+/* Every statement that locks lease rows takes them in appointment order,
+ * so two nodes' heartbeats never deadlock on each other's rows. */
 static const char beat_renew_sql[] =
-    "UPDATE coach_room_lease SET expires_at = now() + " MS("$2::int4") " WHERE node_id = $1";
+    "UPDATE coach_room_lease SET expires_at = now() + " MS("$2::int4") " WHERE appointment_id IN ("
+    " SELECT appointment_id FROM coach_room_lease WHERE node_id = $1"
+    " ORDER BY appointment_id FOR UPDATE)";
 
 static const char beat_release_sql[] =
-    "DELETE FROM coach_room_lease WHERE node_id = $1 AND appointment_id = ANY($2::text[])";
+    "DELETE FROM coach_room_lease WHERE appointment_id IN ("
+    " SELECT appointment_id FROM coach_room_lease WHERE node_id = $1"
+    " AND appointment_id = ANY($2::text[]) ORDER BY appointment_id FOR UPDATE)";
 
 /* $3: how long a lease must have been expired before it is taken. */
 static const char beat_take_sql[] =
     "INSERT INTO coach_room_lease (appointment_id, node_id, expires_at)"
     " SELECT a.id, $1, now() + " MS(
         "$4::int4") " FROM \"Appointment\" a"
-                    " WHERE a.id = ANY($2::text[]) AND a.status = 'active'"
+                    " WHERE a.id = ANY($2::text[]) AND a.status = 'active' ORDER BY a.id"
                     " ON CONFLICT (appointment_id) DO UPDATE SET node_id = EXCLUDED.node_id,"
                     " expires_at = EXCLUDED.expires_at"
                     " WHERE coach_room_lease.node_id = EXCLUDED.node_id"
@@ -314,6 +320,11 @@ void store__op_node_beat(PGconn *c, struct store_req *req)
     (void)snprintf(ttl, sizeof ttl, "%d", b->ttl_ms);
     (void)snprintf(lease, sizeof lease, "%d", b->lease_ms);
     int rc = run_only(c, "BEGIN", 0, NULL, "node beat", &req->err);
+    if (rc == 0) {
+        /* A heartbeat never waits long for a row lock: it fails and the
+         * next one tries again. */
+        rc = run_only(c, "SET LOCAL lock_timeout = '2s'", 0, NULL, "node beat", &req->err);
+    }
     if (rc == 0 && b->quick) {
         rc = beat_quick(c, b, lease, &req->err);
     } else {
@@ -372,6 +383,7 @@ void store__op_presence_get(PGconn *c, struct store_req *req)
     g->appointment_id[sizeof g->appointment_id - 1] = '\0';
     g->node_id[sizeof g->node_id - 1] = '\0';
     g->n_users = 0;
+    g->users = NULL;
     req->rc = store__ops_ready(c, &req->err);
     if (req->rc != 0) {
         return;
@@ -380,6 +392,12 @@ void store__op_presence_get(PGconn *c, struct store_req *req)
     PGresult *res = run(c, presence_get_sql, 2, vals, "presence read", &req->err);
     if (res == NULL) {
         req->rc = req->err.code;
+        return;
+    }
+    if (PQntuples(res) > 0 &&
+        (g->users = calloc((size_t)PQntuples(res), sizeof(g->users[0]))) == NULL) {
+        PQclear(res);
+        req->rc = -ENOMEM;
         return;
     }
     for (int i = 0; i < PQntuples(res) && g->n_users < STORE_PRESENCE_MAX; i++) {

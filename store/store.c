@@ -587,6 +587,9 @@ static void free_owned(struct store_req *req)
     case STORE_OP_LIVE_ROOMS:
         store__free_strv(req->u.live_rooms.room_ids, req->u.live_rooms.n_rooms);
         break;
+    case STORE_OP_PRESENCE_GET:
+        free(req->u.presence_get.users);
+        break;
     case STORE_OP_NODE_BEAT:
         store__free_strv(req->u.beat.acquire, req->u.beat.n_acquire);
         store__free_strv(req->u.beat.adopt, req->u.beat.n_adopt);

@@ -607,18 +607,23 @@ struct store_presence_set {
 
 #define STORE_PRESENCE_MAX 32
 
+/* One user connected to a room on other nodes. */
+struct store_presence_user {
+    char user_id[STORE_ID_MAX + 1];
+    char display_name[STORE_NAME_MAX + 1];
+    char role[10];
+    int nodes;
+};
+
 /* STORE_OP_PRESENCE_GET: the users connected to a room on live nodes
- * other than node_id, in order of arrival, at most STORE_PRESENCE_MAX. */
+ * other than node_id, in order of arrival, at most STORE_PRESENCE_MAX.
+ * users is owned by the request (every request is as big as the largest
+ * of these structs: lists live on the heap). */
 struct store_presence_get {
     char appointment_id[STORE_ID_MAX + 1]; /* in */
     char node_id[STORE_NODE_ID_MAX + 1];   /* in */
-    struct {
-        char user_id[STORE_ID_MAX + 1];
-        char display_name[STORE_NAME_MAX + 1];
-        char role[10];
-        int nodes;
-    } users[STORE_PRESENCE_MAX]; /* out */
-    size_t n_users;              /* out */
+    struct store_presence_user *users;     /* out */
+    size_t n_users;                        /* out */
 };
 
 /* STORE_OP_NOTIFY: pg_notify(channel, payload). key (optional) keeps it
