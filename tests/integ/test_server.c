@@ -192,7 +192,7 @@ Test(server, serve_raises_the_open_files_limit, .timeout = 60)
     cr_assert_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
     /* the database need not answer for this: the gateway serves without it */
     const char *env[] = {"DATABASE_URL=postgresql://127.0.0.1:1/x", "MIGRATE_ON_START=0",
-                         "LOG_LEVEL=notice", NULL};
+                         "LOG_LEVEL=notice", "STORE_TIMEOUT_MS=1000", NULL};
     struct gwproc gp = {0};
     cr_assert_eq(gwproc_start(&gp, env, NULL), 0, "gateway starts");
     long long soft = soft_nofile_of(gp.pid);
