@@ -1,7 +1,8 @@
 /*
  * test_server.c: the real coach-gateway binary against a real PostgreSQL:
  * health and readiness across a database outage, drain on SIGTERM, and the
- * start-up errors a person sees (bad settings, port in use, no database).
+ * start-up errors a person sees (bad settings, port in use, no database),
+ * and the open-files limit it raises for itself.
  */
 #include <criterion/criterion.h>
 #include <netinet/in.h>
@@ -9,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -158,4 +160,47 @@ Test(server, migrate_command_is_idempotent, .timeout = 120)
     free(log);
     unlink(gp.log_path);
     pgtest_db_drop(name);
+}
+
+/* The soft open-files limit of a running process, from /proc/<pid>/limits. */
+static long long soft_nofile_of(pid_t pid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof(path), "/proc/%d/limits", (int)pid);
+    FILE *f = fopen(path, "r");
+    cr_assert_not_null(f, "%s", path);
+    long long soft = -1;
+    while (fgets(line, sizeof(line), f) != NULL) {
+        if (strncmp(line, "Max open files", 14) == 0) {
+            soft = strtoll(line + 14, NULL, 10);
+        }
+    }
+    fclose(f);
+    return soft;
+}
+
+/* Started with a soft limit far below the hard one (as a service manager
+ * leaves it), serve raises it to the hard limit before lws sizes its
+ * tables, and says so. */
+Test(server, serve_raises_the_open_files_limit, .timeout = 60)
+{
+    struct rlimit rl;
+    cr_assert_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+    cr_assert(rl.rlim_max > 256, "hard limit %llu", (unsigned long long)rl.rlim_max);
+    rlim_t hard = rl.rlim_max;
+    rl.rlim_cur = 256; /* inherited by the gateway */
+    cr_assert_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+    /* the database need not answer for this: the gateway serves without it */
+    const char *env[] = {"DATABASE_URL=postgresql://127.0.0.1:1/x", "MIGRATE_ON_START=0",
+                         "LOG_LEVEL=notice", "STORE_TIMEOUT_MS=1000", NULL};
+    struct gwproc gp = {0};
+    cr_assert_eq(gwproc_start(&gp, env, NULL), 0, "gateway starts");
+    long long soft = soft_nofile_of(gp.pid);
+    cr_expect_eq(soft, hard < 10000000 ? (long long)hard : 10000000LL, "soft limit %lld", soft);
+    cr_expect_eq(gwproc_stop(&gp, SIGTERM), 0);
+    char *log = gwproc_log(&gp);
+    cr_assert_not_null(log);
+    cr_expect(strstr(log, "gw.nofile") != NULL && strstr(log, "was=256") != NULL, "log: %s", log);
+    free(log);
+    unlink(gp.log_path);
 }
