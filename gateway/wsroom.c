@@ -689,6 +689,8 @@ void gw_rooms_sweep(struct gw_server *srv)
         return;
     }
     req->u.live_rooms.max_rooms = 100000;
+    snprintf(req->u.live_rooms.node_id, sizeof(req->u.live_rooms.node_id), "%s",
+             srv->cfg->node_id);
     if (store_submit(srv->store, req, gw_now_ms()) != 0) {
         store_req_free(req);
     }

@@ -11,17 +11,22 @@
 
 #include "store_int.h"
 
-static const char live_rooms_sql[] = "SELECT \"roomId\" FROM \"Appointment\""
-                                     " WHERE status = 'active'"
-                                     " ORDER BY \"scheduledFor\" LIMIT $1";
+/* $2: this node; rooms whose clock another live node drives are left to
+ * it (it loads them; this node loads them when a member joins here). */
+static const char live_rooms_sql[] =
+    "SELECT a.\"roomId\" FROM \"Appointment\" a WHERE a.status = 'active'"
+    " AND NOT EXISTS (SELECT 1 FROM coach_room_lease l WHERE l.appointment_id = a.id"
+    "  AND l.node_id <> $2 AND l.expires_at > now())"
+    " ORDER BY a.\"scheduledFor\" LIMIT $1";
 
 void store__op_live_rooms(PGconn *c, struct store_req *req)
 {
     struct store_live_rooms *lr = &req->u.live_rooms;
     char limit[16];
     snprintf(limit, sizeof(limit), "%d", lr->max_rooms > 0 ? lr->max_rooms : 1);
-    const char *params[] = {limit};
-    PGresult *res = PQexecParams(c, live_rooms_sql, 1, NULL, params, NULL, NULL, 0);
+    lr->node_id[sizeof lr->node_id - 1] = '\0';
+    const char *params[] = {limit, lr->node_id};
+    PGresult *res = PQexecParams(c, live_rooms_sql, 2, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         req->rc = STORE_E_QUERY;
         store__err_set(&req->err, req->rc, "live rooms: %s",

@@ -370,9 +370,12 @@ struct store_ai_result {
 
 /* STORE_OP_LIVE_ROOMS: the roomIds of appointments whose status is
  * 'active' (a session started and not ended), at most max_rooms of them,
- * oldest first. Strings owned by the request. */
+ * oldest first, except those whose clock another live node drives (a
+ * lease). Strings owned by the request. */
 struct store_live_rooms {
     int max_rooms;   /* in */
+    char node_id[STORE_NODE_ID_MAX + 1]; /* in: leave out rooms whose live lease another
+                                            node holds ("": none is left out) */
     char **room_ids; /* out */
     size_t n_rooms;  /* out */
 };
