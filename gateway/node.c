@@ -156,6 +156,20 @@ static void changed_rooms(struct gw_server *srv, char **ids, size_t n)
     }
 }
 
+/* The leases the beat (sent at beat_sent_ms) says are this node's. */
+static void mark_held(struct gw_server *srv, struct store_node_beat *b)
+{
+    if (b->n_held > 1) {
+        qsort(b->held, b->n_held, sizeof(char *), cmp_str);
+    }
+    struct held h = {.ids = b->held,
+                     .n = b->n_held,
+                     .quick = b->quick != 0,
+                     .until_ms = srv->node.beat_sent_ms + (int64_t)srv->cfg->room_lease_sec * 1000 -
+                                 LEASE_MARGIN_MS};
+    gw_map_each(srv->rooms, held_room, &h);
+}
+
 static void beat_done(struct store_req *req)
 {
     struct gw_server *srv = req->arg;
@@ -168,28 +182,13 @@ static void beat_done(struct store_req *req)
             srv->node.last_full_ms = srv->node.beat_sent_ms; /* the next one a period later */
         }
     } else if (b->quick) {
-        if (b->n_held > 1) {
-            qsort(b->held, b->n_held, sizeof(char *), cmp_str);
-        }
-        struct held h = {.ids = b->held,
-                         .n = b->n_held,
-                         .quick = true,
-                         .until_ms = srv->node.beat_sent_ms +
-                                     (int64_t)srv->cfg->room_lease_sec * 1000 - LEASE_MARGIN_MS};
-        gw_map_each(srv->rooms, held_room, &h);
+        mark_held(srv, b);
     } else {
         srv->node.last_full_ms = srv->node.beat_sent_ms;
         int peers_before = srv->node.peers;
         srv->node.peers = b->peers;
         srv->node.beat_failures = 0;
-        if (b->n_held > 1) {
-            qsort(b->held, b->n_held, sizeof(char *), cmp_str);
-        }
-        struct held h = {.ids = b->held,
-                         .n = b->n_held,
-                         .until_ms = srv->node.beat_sent_ms +
-                                     (int64_t)srv->cfg->room_lease_sec * 1000 - LEASE_MARGIN_MS};
-        gw_map_each(srv->rooms, held_room, &h);
+        mark_held(srv, b);
         srv->node.n_held = b->n_held;
         changed_rooms(srv, b->changed_rooms, b->n_changed_rooms);
         if (b->created) {
@@ -211,8 +210,8 @@ static void beat_done(struct store_req *req)
     bool again = srv->node.kick_again;
     srv->node.kick_again = false;
     srv->node.next_beat_ms = 0;
-    int64_t full_in = srv->node.last_full_ms + (int64_t)srv->cfg->node_heartbeat_sec * 1000 -
-                      gw_now_ms();
+    int64_t full_in =
+        srv->node.last_full_ms + (int64_t)srv->cfg->node_heartbeat_sec * 1000 - gw_now_ms();
     schedule(srv, again && KICK_MS < full_in ? KICK_MS : full_in);
 }
 

@@ -63,11 +63,6 @@ static_assert((HASH_SLOTS & (HASH_SLOTS - 1)) == 0 && HASH_SLOTS >= 2 * BATCH_MA
 #define OID_INT8 20 /* pg_type.h */
 #define OID_TEXT 25
 
-struct param {
-    char *data; /* owned */
-    int len;
-};
-
 static void put_u32(char *p, uint32_t v)
 {
     p[0] = (char)(v >> 24);
@@ -88,28 +83,28 @@ static char *array_header(char *p, size_t n, uint32_t oid)
     return p + 20;
 }
 
-/* A text[] of the n strings v[i] (lens[i] bytes). 0 or -ENOMEM. */
-static int text_array(struct param *out, const char *const *v, const size_t *lens, size_t n)
+int store__text_array(struct store__param *out, const char *const *v, const size_t *lens, size_t n)
 {
     size_t size = 20;
     for (size_t i = 0; i < n; i++) {
-        size += 4 + lens[i];
+        size += 4 + (lens != NULL ? lens[i] : strlen(v[i]));
     }
     if (size > INT_MAX || (out->data = malloc(size)) == NULL) {
         return -ENOMEM;
     }
     char *p = array_header(out->data, n, OID_TEXT);
     for (size_t i = 0; i < n; i++) {
-        put_u32(p, (uint32_t)lens[i]);
-        memcpy(p + 4, v[i], lens[i]);
-        p += 4 + lens[i];
+        size_t len = lens != NULL ? lens[i] : strlen(v[i]);
+        put_u32(p, (uint32_t)len);
+        memcpy(p + 4, v[i], len);
+        p += 4 + len;
     }
     out->len = (int)size;
     return 0;
 }
 
 /* An int8[] of the n values v[i]. 0 or -ENOMEM. */
-static int int8_array(struct param *out, const int64_t *v, size_t n)
+static int int8_array(struct store__param *out, const int64_t *v, size_t n)
 {
     size_t size = 20 + n * 12;
     if ((out->data = malloc(size)) == NULL) {
@@ -127,7 +122,7 @@ static int int8_array(struct param *out, const int64_t *v, size_t n)
     return 0;
 }
 
-static void params_free(struct param *ps, size_t n)
+static void params_free(struct store__param *ps, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         free(ps[i].data);
@@ -237,8 +232,8 @@ static void assign(struct batch *b)
 
 /* A text[] of a char-array field of struct store_chat (at offset off) for
  * the requests idx[0..n) (all of them, in order, when idx is NULL). */
-static int field_array(struct param *out, const struct batch *b, const uint16_t *idx, size_t n,
-                       size_t off)
+static int field_array(struct store__param *out, const struct batch *b, const uint16_t *idx,
+                       size_t n, size_t off)
 {
     const char *v[BATCH_MAX] = {NULL};
     size_t lens[BATCH_MAX] = {0};
@@ -247,7 +242,7 @@ static int field_array(struct param *out, const struct batch *b, const uint16_t 
         v[k] = (const char *)&r->u.chat + off;
         lens[k] = strlen(v[k]);
     }
-    return text_array(out, v, lens, n);
+    return store__text_array(out, v, lens, n);
 }
 
 enum { P_BEGIN, P_ROOMS, P_LOCK, P_NOW, P_DEDUPE, P_N };
@@ -288,12 +283,12 @@ static int read_phase1(struct batch *b, PGresult **res, struct store_err *err)
  * the duplicates. On failure the transaction may be left open. */
 static int phase1(PGconn *c, struct batch *b, struct store_err *err)
 {
-    struct param ps[4] = {{0}};
+    struct store__param ps[4] = {{0}};
     size_t lens[BATCH_MAX] = {0};
     for (size_t k = 0; k < b->n_rooms; k++) {
         lens[k] = strlen(b->rooms[k]);
     }
-    if (text_array(&ps[0], b->rooms, lens, b->n_rooms) != 0 ||
+    if (store__text_array(&ps[0], b->rooms, lens, b->n_rooms) != 0 ||
         field_array(&ps[1], b, NULL, b->n, offsetof(struct store_chat, appointment_id)) != 0 ||
         field_array(&ps[2], b, NULL, b->n, offsetof(struct store_chat, user_id)) != 0 ||
         field_array(&ps[3], b, NULL, b->n, offsetof(struct store_chat, client_msg_id)) != 0) {
@@ -324,7 +319,7 @@ static int phase1(PGconn *c, struct batch *b, struct store_err *err)
 enum { W_ID, W_SID, W_UID, W_SENDER, W_CONTENT, W_AID, W_CMID, W_SEQ, W_NOW, W_N };
 
 /* The parameters of STORE_Q_CHAT_INSERT for the fresh requests. */
-static int insert_params(struct param *ps, const struct batch *b)
+static int insert_params(struct store__param *ps, const struct batch *b)
 {
     const char *v[BATCH_MAX] = {NULL};
     size_t lens[BATCH_MAX] = {0};
@@ -335,7 +330,7 @@ static int insert_params(struct param *ps, const struct batch *b)
         lens[k] = strlen(v[k]);
         seqs[k] = ch->seq;
     }
-    if (text_array(&ps[W_SENDER], v, lens, b->n_fresh) != 0 ||
+    if (store__text_array(&ps[W_SENDER], v, lens, b->n_fresh) != 0 ||
         int8_array(&ps[W_SEQ], seqs, b->n_fresh) != 0) {
         return -ENOMEM;
     }
@@ -345,7 +340,7 @@ static int insert_params(struct param *ps, const struct batch *b)
         lens[k] = ch->text_len;
     }
     const size_t n = b->n_fresh;
-    if (text_array(&ps[W_CONTENT], v, lens, n) != 0 ||
+    if (store__text_array(&ps[W_CONTENT], v, lens, n) != 0 ||
         field_array(&ps[W_ID], b, b->fresh, n, offsetof(struct store_chat, message_id)) != 0 ||
         field_array(&ps[W_SID], b, b->fresh, n, offsetof(struct store_chat, session_id)) != 0 ||
         field_array(&ps[W_UID], b, b->fresh, n, offsetof(struct store_chat, user_id)) != 0 ||
@@ -359,7 +354,7 @@ static int insert_params(struct param *ps, const struct batch *b)
 /* Step 3 of DESIGN: insert the fresh messages, move last_seq, COMMIT. */
 static int phase2(PGconn *c, const struct batch *b, struct store_err *err)
 {
-    struct param ps[W_N] = {{0}};
+    struct store__param ps[W_N] = {{0}};
     char now[24];
     (void)snprintf(now, sizeof now, "%" PRId64, b->now_ms);
     if (b->n_fresh > 0 && insert_params(ps, b) != 0) {

@@ -78,6 +78,16 @@ int store__ops_ready(PGconn *c, struct store_err *err);
 PGresult *store__ops_exec(PGconn *c, enum store_q q, int n_params, const char *const *vals);
 
 /* One statement of a pipeline; vals/lens/fmts as for PQsendQueryPrepared. */
+/* A binary-format parameter (PostgreSQL's wire format), owned. */
+struct store__param {
+    char *data;
+    int len;
+};
+
+/* A binary text[] of the n strings v[i] (lens[i] bytes; lens NULL: NUL-
+ * terminated) into out (free out->data). 0 or -ENOMEM. ops_chat.c. */
+int store__text_array(struct store__param *out, const char *const *v, const size_t *lens, size_t n);
+
 struct store__ops_stmt {
     enum store_q q;
     int n_params;

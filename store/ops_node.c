@@ -50,17 +50,18 @@ static const char beat_reap_sql[] =
 
 /* Every statement that locks lease rows takes them in appointment order,
  * so two nodes' heartbeats never deadlock on each other's rows. */
-static const char beat_renew_sql[] =
-    "UPDATE coach_room_lease SET expires_at = now() + " MS("$2::int4") " WHERE appointment_id IN ("
-    " SELECT appointment_id FROM coach_room_lease WHERE node_id = $1"
-    " ORDER BY appointment_id FOR UPDATE)";
+static const char beat_renew_sql[] = "UPDATE coach_room_lease SET expires_at = now() + " MS(
+    "$2::int4") " WHERE appointment_id IN ("
+                " SELECT appointment_id FROM coach_room_lease WHERE node_id = $1"
+                " ORDER BY appointment_id FOR UPDATE)";
 
 static const char beat_release_sql[] =
     "DELETE FROM coach_room_lease WHERE appointment_id IN ("
     " SELECT appointment_id FROM coach_room_lease WHERE node_id = $1"
     " AND appointment_id = ANY($2::text[]) ORDER BY appointment_id FOR UPDATE)";
 
-/* $3: how long a lease must have been expired before it is taken. */
+/* $3: how long a lease must have been expired before it is taken.
+ * -> the appointments whose lease is this node's now. */
 static const char beat_take_sql[] =
     "INSERT INTO coach_room_lease (appointment_id, node_id, expires_at)"
     " SELECT a.id, $1, now() + " MS(
@@ -69,14 +70,11 @@ static const char beat_take_sql[] =
                     " ON CONFLICT (appointment_id) DO UPDATE SET node_id = EXCLUDED.node_id,"
                     " expires_at = EXCLUDED.expires_at"
                     " WHERE coach_room_lease.node_id = EXCLUDED.node_id"
-                    " OR coach_room_lease.expires_at < now() - " MS("$3::int4");
+                    " OR coach_room_lease.expires_at < now() - " MS(
+                        "$3::int4") " RETURNING appointment_id";
 
 static const char beat_held_sql[] = "SELECT l.appointment_id FROM coach_room_lease l"
                                     " WHERE l.node_id = $1 AND l.expires_at > now() ORDER BY 1";
-
-static const char beat_held_of_sql[] =
-    "SELECT l.appointment_id FROM coach_room_lease l"
-    " WHERE l.node_id = $1 AND l.expires_at > now() AND l.appointment_id = ANY($2::text[])";
 
 static const char beat_peers_sql[] =
     "SELECT count(*) FROM coach_node WHERE node_id <> $1 AND expires_at > now()";
@@ -108,44 +106,13 @@ static const char presence_get_sql[] =
 
 /* ---- helpers ------------------------------------------------------------------------------ */
 
-/* A text[] literal of v[0..n): {"a","b"} with " and \ escaped. NULL on
- * out of memory. */
-static char *text_array(char *const *v, size_t n)
-{
-    size_t cap = 3;
-    for (size_t i = 0; i < n; i++) {
-        cap += 2 * strlen(v[i]) + 3;
-    }
-    char *out = malloc(cap);
-    if (out == NULL) {
-        return NULL;
-    }
-    char *p = out;
-    *p++ = '{';
-    for (size_t i = 0; i < n; i++) {
-        *p++ = i > 0 ? ',' : '"';
-        if (i > 0) {
-            *p++ = '"';
-        }
-        for (const char *s = v[i]; *s != '\0'; s++) {
-            if (*s == '"' || *s == '\\') {
-                *p++ = '\\';
-            }
-            *p++ = *s;
-        }
-        *p++ = '"';
-    }
-    *p++ = '}';
-    *p = '\0';
-    return out;
-}
-
 /* Run sql; NULL (err set, the transaction to be rolled back) unless it
  * returned rows or completed. */
-static PGresult *run(PGconn *c, const char *sql, int n, const char *const *vals, const char *what,
-                     struct store_err *err)
+static PGresult *run_params(PGconn *c, const char *sql, int n, const char *const *vals,
+                            const int *lens, const int *fmts, const char *what,
+                            struct store_err *err)
 {
-    PGresult *res = PQexecParams(c, sql, n, NULL, vals, NULL, NULL, 0);
+    PGresult *res = PQexecParams(c, sql, n, NULL, vals, lens, fmts, 0);
     ExecStatusType st = PQresultStatus(res);
     if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) {
         return res;
@@ -157,23 +124,50 @@ static PGresult *run(PGconn *c, const char *sql, int n, const char *const *vals,
     return NULL;
 }
 
-/* Column 0 of every row, as owned strings. 0 or -ENOMEM. */
-static int column_strv(const PGresult *res, char ***out, size_t *n_out)
+static PGresult *run(PGconn *c, const char *sql, int n, const char *const *vals, const char *what,
+                     struct store_err *err)
 {
-    int n = PQntuples(res);
-    *out = NULL;
-    *n_out = 0;
-    if (n == 0) {
+    return run_params(c, sql, n, vals, NULL, NULL, what, err);
+}
+
+/* Run sql with vals[0] as $1 and the n_ids ids as the text[] $2 (then
+ * vals[1..n) as $3...). NULL (err set) as run(). */
+static PGresult *run_ids(PGconn *c, const char *sql, int n, const char *const *vals,
+                         char *const *ids, size_t n_ids, const char *what, struct store_err *err)
+{
+    struct store__param arr = {0};
+    if (n > 4 || store__text_array(&arr, (const char *const *)ids, NULL, n_ids) != 0) {
+        store__err_set(err, -ENOMEM, "%s: out of memory", what);
+        return NULL;
+    }
+    const char *all[4] = {vals[0], arr.data};
+    int lens[4] = {0, arr.len}, fmts[4] = {0, 1};
+    for (int i = 2; i < n; i++) {
+        all[i] = vals[i - 1];
+    }
+    PGresult *res = run_params(c, sql, n, all, lens, fmts, what, err);
+    free(arr.data);
+    return res;
+}
+
+/* Append column 0 of every row to *v (owned strings, *n of them). 0 or
+ * -ENOMEM. */
+static int append_column(const PGresult *res, char ***v, size_t *n)
+{
+    size_t rows = (size_t)PQntuples(res);
+    if (rows == 0) {
         return 0;
     }
-    if ((*out = calloc((size_t)n, sizeof(char *))) == NULL) {
+    char **grown = realloc(*v, (*n + rows) * sizeof(char *));
+    if (grown == NULL) {
         return -ENOMEM;
     }
-    for (int i = 0; i < n; i++) {
-        if (((*out)[i] = strdup(PQgetvalue(res, i, 0))) == NULL) {
+    *v = grown;
+    for (size_t i = 0; i < rows; i++) {
+        if ((grown[*n] = strdup(PQgetvalue(res, (int)i, 0))) == NULL) {
             return -ENOMEM;
         }
-        (*n_out)++;
+        (*n)++;
     }
     return 0;
 }
@@ -203,7 +197,7 @@ static int beat_node(PGconn *c, struct store_node_beat *b, const char *ttl, stru
     if (res == NULL) {
         return err->code;
     }
-    int rc = column_strv(res, &b->changed_rooms, &b->n_changed_rooms);
+    int rc = append_column(res, &b->changed_rooms, &b->n_changed_rooms);
     PQclear(res);
     return rc;
 }
@@ -214,13 +208,14 @@ static int take(PGconn *c, struct store_node_beat *b, char *const *ids, size_t n
     if (n == 0) {
         return 0;
     }
-    char *arr = text_array(ids, n);
-    if (arr == NULL) {
-        return -ENOMEM;
+    const char *vals[] = {b->node_id, wait_ms, lease};
+    PGresult *res = run_ids(c, beat_take_sql, 4, vals, ids, n, "lease take", err);
+    if (res == NULL) {
+        return err->code;
     }
-    const char *vals[] = {b->node_id, arr, wait_ms, lease};
-    int rc = run_only(c, beat_take_sql, 4, vals, "lease take", err);
-    free(arr);
+    /* a quick beat reports what it took; a full one reads all it holds */
+    int rc = b->quick ? append_column(res, &b->held, &b->n_held) : 0;
+    PQclear(res);
     return rc;
 }
 
@@ -230,10 +225,11 @@ static int beat_leases(PGconn *c, struct store_node_beat *b, const char *lease,
     const char *renew[] = {b->node_id, lease};
     int rc = run_only(c, beat_renew_sql, 2, renew, "lease renew", err);
     if (rc == 0 && b->n_release > 0) {
-        char *arr = text_array(b->release, b->n_release);
-        const char *vals[] = {b->node_id, arr};
-        rc = arr != NULL ? run_only(c, beat_release_sql, 2, vals, "lease release", err) : -ENOMEM;
-        free(arr);
+        const char *vals[] = {b->node_id};
+        PGresult *res =
+            run_ids(c, beat_release_sql, 2, vals, b->release, b->n_release, "lease release", err);
+        PQclear(res);
+        rc = res != NULL ? 0 : err->code;
     }
     if (rc == 0) {
         rc = take(c, b, b->acquire, b->n_acquire, "0", lease, err);
@@ -251,7 +247,7 @@ static int beat_read(PGconn *c, struct store_node_beat *b, struct store_err *err
     if (res == NULL) {
         return err->code;
     }
-    int rc = column_strv(res, &b->held, &b->n_held);
+    int rc = append_column(res, &b->held, &b->n_held);
     PQclear(res);
     if (rc != 0) {
         return rc;
@@ -273,33 +269,6 @@ static int beat_quick(PGconn *c, struct store_node_beat *b, const char *lease,
     if (rc == 0) {
         rc = take(c, b, b->adopt, b->n_adopt, lease, lease, err);
     }
-    size_t n = b->n_acquire + b->n_adopt;
-    if (rc != 0 || n == 0) {
-        return rc;
-    }
-    char **all = calloc(n, sizeof(char *));
-    if (all == NULL) {
-        return -ENOMEM;
-    }
-    for (size_t i = 0; i < b->n_acquire; i++) {
-        all[i] = b->acquire[i];
-    }
-    for (size_t i = 0; i < b->n_adopt; i++) {
-        all[b->n_acquire + i] = b->adopt[i];
-    }
-    char *arr = text_array(all, n);
-    free(all);
-    if (arr == NULL) {
-        return -ENOMEM;
-    }
-    const char *vals[] = {b->node_id, arr};
-    PGresult *res = run(c, beat_held_of_sql, 2, vals, "lease read", err);
-    free(arr);
-    if (res == NULL) {
-        return err->code;
-    }
-    rc = column_strv(res, &b->held, &b->n_held);
-    PQclear(res);
     return rc;
 }
 
