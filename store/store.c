@@ -52,6 +52,7 @@ struct shard {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     struct store_req *q_head, *q_tail;       /* {mu} */
+    struct store_req *q_prio;                /* {mu} the last sign-in queued, or NULL */
     struct store_req *done_head, *done_tail; /* {mu} */
     bool stopping;                           /* {mu} */
     atomic_size_t in_flight;
@@ -382,6 +383,12 @@ static void wait_until(struct shard *st, int64_t until_ms)
     pthread_cond_timedwait(&st->cv, &st->mu, &ts);
 }
 
+/* A token check: what a hello waits for (see enqueue_prio). */
+static bool is_signin(const struct store_req *r)
+{
+    return r->op == STORE_OP_AUTH_SESSION || r->op == STORE_OP_AUTH_USER;
+}
+
 /* Unlink (mu held) every queued request that cannot wait for the
  * database any more: health probes and those past their deadline. */
 static struct store_req *unlink_expired(struct shard *st, int64_t now_ms)
@@ -389,6 +396,7 @@ static struct store_req *unlink_expired(struct shard *st, int64_t now_ms)
     struct store_req *expired = NULL, **tail = &expired;
     struct store_req **pp = &st->q_head;
     st->q_tail = NULL;
+    st->q_prio = NULL;
     while (*pp != NULL) {
         struct store_req *r = *pp;
         if (r->op == STORE_OP_HEALTH || now_ms >= r->deadline_ms) {
@@ -398,6 +406,9 @@ static struct store_req *unlink_expired(struct shard *st, int64_t now_ms)
             tail = &r->next;
         } else {
             st->q_tail = r;
+            if (is_signin(r)) {
+                st->q_prio = r;
+            }
             pp = &r->next;
         }
     }
@@ -413,6 +424,9 @@ static size_t pop_batch(struct shard *st, struct store_req **batch)
         struct store_req *r = st->q_head;
         st->q_head = r->next;
         r->next = NULL;
+        if (r == st->q_prio) {
+            st->q_prio = NULL;
+        }
         batch[n++] = r;
     } while (st->q_head != NULL && batch[0]->op == STORE_OP_CHAT &&
              st->q_head->op == STORE_OP_CHAT && n < STORE_BATCH_MAX);
@@ -628,6 +642,22 @@ void store_req_free(struct store_req *req)
     free(req);
 }
 
+/* A sign-in goes ahead of the queued room work, behind the sign-ins
+ * already waiting (mu held). It has no order to keep with a room's
+ * requests, and a connection can do nothing until it is answered: after a
+ * reconnect storm, thousands of them would otherwise wait behind the
+ * rooms' chat batches and pass STORE_TIMEOUT_MS. */
+static void enqueue_prio(struct shard *st, struct store_req *req)
+{
+    struct store_req **at = st->q_prio != NULL ? &st->q_prio->next : &st->q_head;
+    req->next = *at;
+    *at = req;
+    if (req->next == NULL) {
+        st->q_tail = req;
+    }
+    st->q_prio = req;
+}
+
 static int shard_submit(struct shard *st, struct store_req *req, int64_t now_ms)
 {
     pthread_mutex_lock(&st->mu);
@@ -642,13 +672,17 @@ static int shard_submit(struct shard *st, struct store_req *req, int64_t now_ms)
     atomic_fetch_add(&st->in_flight, 1);
     req->deadline_ms = now_ms + st->timeout_ms;
     req->rc = 0;
-    req->next = NULL;
-    if (st->q_tail != NULL) {
-        st->q_tail->next = req;
+    if (is_signin(req)) {
+        enqueue_prio(st, req);
     } else {
-        st->q_head = req;
+        req->next = NULL;
+        if (st->q_tail != NULL) {
+            st->q_tail->next = req;
+        } else {
+            st->q_head = req;
+        }
+        st->q_tail = req;
     }
-    st->q_tail = req;
     pthread_cond_signal(&st->cv);
     pthread_mutex_unlock(&st->mu);
     return 0;
