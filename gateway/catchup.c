@@ -50,9 +50,9 @@ static void deliver(struct gw_server *srv, struct gw_room *g, const struct store
     gw_frame_unref(f);
 }
 
-static void retry_fired(lws_sorted_usec_list_t *sul)
+static void retry_fired(struct gw_timer *t)
 {
-    gw_room_catch_up(lws_container_of(sul, struct gw_room, catch_retry));
+    gw_room_catch_up(lws_container_of(t, struct gw_room, catch_retry));
 }
 
 /* A failed read: try again after a backoff (up to 10 s), so that acked
@@ -65,7 +65,7 @@ static void schedule_retry(struct gw_room *g)
     int64_t ms = 250LL << (g->catch_failures < 6 ? g->catch_failures : 6);
     ms = ms < 10000 ? ms : 10000;
     g->catch_failures++;
-    lws_sul_schedule(g->srv->ctx, 0, &g->catch_retry, retry_fired, (lws_usec_t)ms * LWS_US_PER_MS);
+    gw_timer_arm(g->srv, &g->catch_retry, retry_fired, ms * 1000);
 }
 
 static void catch_up_done(struct store_req *req)

@@ -596,7 +596,9 @@ enum {
     S_MIGRATE_ON_START = 25,
     S_NODE_HEARTBEAT_SEC = 28,
     S_ROOM_LEASE_SEC = 29,
-    N_SETTINGS = 30,
+    S_WS_PING_SEC = 30,
+    S_WS_IDLE_SEC = 31,
+    N_SETTINGS = 32,
 };
 
 #define F(field) offsetof(struct gw_config, field)
@@ -681,6 +683,12 @@ static const struct setting settings[] = {
     [S_ROOM_LEASE_SEC] = {"ROOM_LEASE_SEC", "--room-lease-sec", "SEC", "6",
                           "life of a room clock lease, 2..600, at least 2 heartbeats", parse_int,
                           F(room_lease_sec), 2, 600, 0},
+    [S_WS_PING_SEC] = {"WS_PING_SEC", "--ws-ping-sec", "SEC", "25",
+                       "WebSocket ping after this long without a frame or pong, 1..3600",
+                       parse_int, F(ws_ping_sec), 1, 3600, 0},
+    [S_WS_IDLE_SEC] = {"WS_IDLE_SEC", "--ws-idle-sec", "SEC", "60",
+                       "drop a WebSocket silent this long, 2..7200, more than WS_PING_SEC",
+                       parse_int, F(ws_idle_sec), 2, 7200, 0},
 };
 
 #undef F
@@ -869,6 +877,18 @@ static int check_livekit(const struct gw_config *cfg, const struct raw *raw, str
     return 0;
 }
 
+/* A silent connection is pinged before it is dropped. */
+static int check_keepalive(const struct gw_config *cfg, const struct raw *raw, struct gw_err *err)
+{
+    if (cfg->ws_idle_sec <= cfg->ws_ping_sec) {
+        return gw_err_set(err, -EINVAL, "%s: must be more than WS_PING_SEC (%d)",
+                          raw->name[S_WS_IDLE_SEC] != NULL ? raw->name[S_WS_IDLE_SEC]
+                                                           : settings[S_WS_IDLE_SEC].env,
+                          cfg->ws_ping_sec);
+    }
+    return 0;
+}
+
 /* A lease outlives two heartbeats (its renewal); NODE_ID defaults to the
  * host name and pid. */
 static int check_node(struct gw_config *cfg, const struct raw *raw, struct gw_err *err)
@@ -922,6 +942,9 @@ int gw_config_load(struct gw_config *cfg, int argc, char *const argv[], char *co
     }
     if (rc == 0) {
         rc = check_livekit(cfg, &raw, err);
+    }
+    if (rc == 0) {
+        rc = check_keepalive(cfg, &raw, err);
     }
     if (rc == 0 && (cfg->command == GW_CMD_SERVE)) {
         rc = check_node(cfg, &raw, err);

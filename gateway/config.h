@@ -74,6 +74,8 @@ struct gw_config {
     char *node_id;               /* NODE_ID; serve: default "<host name>-<pid>" */
     int node_heartbeat_sec;      /* NODE_HEARTBEAT_SEC, 1..60; default 2 */
     int room_lease_sec;          /* ROOM_LEASE_SEC, 2..600, >= 2 heartbeats; default 6 */
+    int ws_ping_sec;             /* WS_PING_SEC, 1..3600; default 25 */
+    int ws_idle_sec;             /* WS_IDLE_SEC, 2..7200, > WS_PING_SEC; default 60 */
 };
 
 /*

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <ev.h>
 #include <libwebsockets.h>
 
 #include "codec.h"
@@ -21,6 +22,25 @@
 struct ai_client;
 struct gw_http;
 struct gw_static;
+
+/* A one-shot timer on the server's libev loop (server.c). Per-connection
+ * and per-room timers use these, not lws_sul: lws 4.1 keeps its suls in
+ * one sorted list and inserts by walking it, so with a timer or two per
+ * connection every connect, hello and pong walked all of them (with
+ * 10 000 connections, most of the loop's time). libev keeps a heap.
+ * Zeroed memory is a valid, unarmed timer. */
+struct gw_timer {
+    ev_timer w; /* first: the libev callback finds the gw_timer from it */
+    void (*fire)(struct gw_timer *t);
+};
+
+struct gw_server;
+
+/* Arm t to call fire after us microseconds (re-arming replaces the
+ * previous deadline); cancel is a no-op on an unarmed timer. */
+void gw_timer_arm(struct gw_server *srv, struct gw_timer *t, void (*fire)(struct gw_timer *t),
+                  int64_t us);
+void gw_timer_cancel(struct gw_server *srv, struct gw_timer *t);
 
 /* One extra response header; name includes the colon ("etag:"). */
 struct gw_http_header {
@@ -194,7 +214,10 @@ struct gw_conn {
     size_t rx_len;
     int close_code;
     char close_reason[64];
-    lws_sorted_usec_list_t auth_sul; /* hello deadline, then token expiry/revocation */
+    struct gw_timer auth_timer; /* hello deadline, then token expiry/revocation */
+    struct gw_timer idle_timer; /* keepalive: ping after WS_PING_SEC silent, drop after WS_IDLE_SEC */
+    int64_t last_rx_ms;         /* monotonic: the last frame or pong received */
+    bool ping_due;              /* a ping is to be written before the next frame */
 };
 
 /* A loaded room: the pure core plus what the gateway keeps beside it. */
@@ -202,9 +225,9 @@ struct gw_room {
     char room_id[STORE_ROOM_MAX + 1];
     struct gw_server *srv;
     struct room *core;            /* NULL while loading */
-    lws_sorted_usec_list_t timer; /* the room clock: room_next_deadline_ms() */
+    struct gw_timer timer;        /* the room clock: room_next_deadline_ms() */
     int64_t timer_at_unix_ms;     /* armed deadline, ROOM_NO_DEADLINE when none */
-    lws_sorted_usec_list_t end_retry;
+    struct gw_timer end_retry;
     struct room_fx end_fx; /* the END being persisted (kept for retries) */
     bool end_pending;      /* END submitted, not yet committed */
     int end_attempts;
@@ -214,7 +237,7 @@ struct gw_room {
     bool media[2];                /* coach, client: has a LiveKit participant (webhooks) */
     bool catching_up;             /* a catch-up read is in flight (catchup.c) */
     bool catch_again;             /* and another one is wanted after it */
-    lws_sorted_usec_list_t catch_retry; /* a failed catch-up, tried again */
+    struct gw_timer catch_retry;  /* a failed catch-up, tried again */
     int catch_failures;
     size_t n_deferred;
     int64_t lease_until_ms; /* monotonic: the room's clock is this node's until then (node.c) */

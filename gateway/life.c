@@ -19,9 +19,9 @@
 
 /* ---- the clock -------------------------------------------------------------------------- */
 
-static void room_tick(lws_sorted_usec_list_t *sul)
+static void room_tick(struct gw_timer *t)
 {
-    struct gw_room *g = lws_container_of(sul, struct gw_room, timer);
+    struct gw_room *g = lws_container_of(t, struct gw_room, timer);
     g->timer_at_unix_ms = ROOM_NO_DEADLINE;
     if (!gw_node_clock_mine(g)) {
         return; /* another node drives it; re-armed when the lease is ours */
@@ -45,19 +45,18 @@ void gw_life_rearm(struct gw_room *g)
     }
     g->timer_at_unix_ms = at;
     if (at == ROOM_NO_DEADLINE) {
-        lws_sul_cancel(&g->timer);
+        gw_timer_cancel(g->srv, &g->timer);
         return;
     }
     int64_t delay_ms = at - gw_unix_ms();
-    lws_usec_t us = delay_ms > 0 ? (lws_usec_t)delay_ms * LWS_US_PER_MS : 1;
-    lws_sul_schedule(g->srv->ctx, 0, &g->timer, room_tick, us);
+    gw_timer_arm(g->srv, &g->timer, room_tick, delay_ms > 0 ? delay_ms * 1000 : 1);
 }
 
 void gw_life_stop(struct gw_room *g)
 {
-    lws_sul_cancel(&g->timer);
-    lws_sul_cancel(&g->end_retry);
-    lws_sul_cancel(&g->catch_retry);
+    gw_timer_cancel(g->srv, &g->timer);
+    gw_timer_cancel(g->srv, &g->end_retry);
+    gw_timer_cancel(g->srv, &g->catch_retry);
     g->timer_at_unix_ms = ROOM_NO_DEADLINE;
 }
 
@@ -130,9 +129,9 @@ void gw_life_warning(struct gw_server *srv, struct gw_room *g, const struct room
 
 static void submit_end(struct gw_room *g);
 
-static void end_retry(lws_sorted_usec_list_t *sul)
+static void end_retry(struct gw_timer *t)
 {
-    submit_end(lws_container_of(sul, struct gw_room, end_retry));
+    submit_end(lws_container_of(t, struct gw_room, end_retry));
 }
 
 /* session.ended to every member connection; rateable for the client while
@@ -172,8 +171,7 @@ static void end_done(struct store_req *req)
                (long long)backoff);
         g->end_attempts++;
         if (!g->srv->closing) {
-            lws_sul_schedule(g->srv->ctx, 0, &g->end_retry, end_retry,
-                             (lws_usec_t)backoff * LWS_US_PER_MS);
+            gw_timer_arm(g->srv, &g->end_retry, end_retry, backoff * 1000);
         }
     } else {
         g->end_pending = false;
@@ -206,7 +204,7 @@ static void submit_end(struct gw_room *g)
     }
     if (gw__submit(NULL, req, gw__wctx_new(g->srv, g, &none)) != 0 && !g->srv->closing) {
         g->end_attempts++;
-        lws_sul_schedule(g->srv->ctx, 0, &g->end_retry, end_retry, LWS_US_PER_SEC);
+        gw_timer_arm(g->srv, &g->end_retry, end_retry, LWS_US_PER_SEC);
     }
 }
 

@@ -51,12 +51,6 @@ static const struct lws_protocols protocols[] = {
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
-/* Ping a connection idle for 25 s; hang up one silent for 60 s. */
-static const lws_retry_bo_t idle_policy = {
-    .secs_since_valid_ping = 25,
-    .secs_since_valid_hangup = 60,
-};
-
 int64_t gw_unix_ms(void)
 {
     struct timespec ts;
@@ -241,7 +235,6 @@ static int create_context(struct gw_server *srv, struct gw_err *err)
     info.protocols = protocols;
     info.vhost_name = "coach-gateway";
     info.keepalive_timeout = 30;
-    info.retry_and_idle_policy = &idle_policy;
     info.options = LWS_SERVER_OPTION_VALIDATE_UTF8;
     if (srv->cfg->tls_cert != NULL) {
         /* HTTP/1.1 only: every response is written as one HTTP/1 message. */
@@ -335,6 +328,34 @@ int gw_server_new(const struct gw_config *cfg, struct gw_server **out, struct gw
 int gw_server_port(const struct gw_server *srv)
 {
     return srv->port;
+}
+
+/* ---- timers on the loop (gw_timer) ----------------------------------------------------- */
+
+static void timer_fired(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    struct gw_timer *t = (struct gw_timer *)w;
+    t->fire(t);
+}
+
+void gw_timer_arm(struct gw_server *srv, struct gw_timer *t, void (*fire)(struct gw_timer *t),
+                  int64_t us)
+{
+    ev_timer_stop(srv->loop, &t->w);
+    /* the loop's cached time may be a whole batch of events old */
+    ev_now_update(srv->loop);
+    ev_timer_init(&t->w, timer_fired, (ev_tstamp)(us > 0 ? us : 1) / 1e6, 0.);
+    t->fire = fire;
+    ev_timer_start(srv->loop, &t->w);
+}
+
+void gw_timer_cancel(struct gw_server *srv, struct gw_timer *t)
+{
+    if (srv->loop != NULL) {
+        ev_timer_stop(srv->loop, &t->w);
+    }
 }
 
 static bool drained(struct gw_server *srv)

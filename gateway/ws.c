@@ -168,7 +168,7 @@ static void send_welcome(struct gw_conn *c, const char *id)
     gw_iso8601(gw_unix_ms(), now, sizeof(now));
     json_t *o = json_pack("{s:s, s:{s:s, s:s, s:s}, s:s, s:i}", "type", "welcome", "user", "id",
                           c->user.id, "displayName", c->user.display_name, "role", c->user.role,
-                          "serverTime", now, "heartbeatSec", 25);
+                          "serverTime", now, "heartbeatSec", c->srv->cfg->ws_ping_sec);
     if (o != NULL && id != NULL && id[0] != '\0') {
         json_object_set_new(o, "id", json_string(id));
     }
@@ -178,7 +178,7 @@ static void send_welcome(struct gw_conn *c, const char *id)
     }
 }
 
-static void auth_timer(lws_sorted_usec_list_t *sul);
+static void auth_timer(struct gw_timer *t);
 
 static void arm_auth_timer(struct gw_conn *c)
 {
@@ -189,7 +189,7 @@ static void arm_auth_timer(struct gw_conn *c)
         next = now + recheck_ms;
     }
     int64_t us = (next - now) * 1000;
-    lws_sul_schedule(lws_get_context(c->wsi), 0, &c->auth_sul, auth_timer, us > 0 ? us : 1);
+    gw_timer_arm(c->srv, &c->auth_timer, auth_timer, us > 0 ? us : 1);
 }
 
 /* Count c against MAX_CONN_PER_USER. false when the user is at the limit. */
@@ -301,7 +301,7 @@ static void free_token(struct gw_conn *c)
 /* Start checking token (header or hello). Errors are sent to c. */
 static void start_auth(struct gw_conn *c, const char *token, size_t len, const char *hello_id)
 {
-    lws_sul_cancel(&c->auth_sul);
+    gw_timer_cancel(c->srv, &c->auth_timer);
     c->state = GW_CONN_AUTHING;
     int64_t jwt_exp = 0;
     struct store_req *req = gw_auth_request(c->srv->cfg, token, len, auth_done, NULL, &jwt_exp);
@@ -353,9 +353,9 @@ static void revalidate(struct gw_conn *c)
     }
 }
 
-static void auth_timer(lws_sorted_usec_list_t *sul)
+static void auth_timer(struct gw_timer *t)
 {
-    struct gw_conn *c = lws_container_of(sul, struct gw_conn, auth_sul);
+    struct gw_conn *c = lws_container_of(t, struct gw_conn, auth_timer);
     if (c->state == GW_CONN_NEW) {
         gw_conn_error(c, "unauthorized", "no hello within 10 seconds", NULL, NULL, NULL, 1008);
     } else if (c->state == GW_CONN_READY) {
@@ -447,6 +447,18 @@ static int on_receive(struct gw_conn *c, const void *in, size_t len)
 
 static int on_writeable(struct gw_conn *c)
 {
+    if (c->ping_due) {
+        /* not empty: lws 4.1 hands no empty pong to the protocol */
+        unsigned char ping[LWS_PRE + 1] = {[LWS_PRE] = 'k'};
+        c->ping_due = false;
+        if (lws_write(c->wsi, ping + LWS_PRE, 1, LWS_WRITE_PING) < 0) {
+            return -1;
+        }
+        if (c->out.len > 0 || c->state == GW_CONN_CLOSING) {
+            lws_callback_on_writable(c->wsi);
+        }
+        return 0;
+    }
     struct gw_frame *f = gw_outbox_peek(&c->out);
     if (f != NULL) {
         int n = lws_write(c->wsi, gw_frame_payload(f), f->len, LWS_WRITE_TEXT);
@@ -479,9 +491,35 @@ static void auth_from_header(struct gw_conn *c, struct lws *wsi)
         gw_conn_error(c, "unauthorized", "Authorization must be a Bearer token", NULL, NULL, NULL,
                       1008);
     } else {
-        lws_sul_schedule(lws_get_context(wsi), 0, &c->auth_sul, auth_timer, HELLO_TIMEOUT_US);
+        gw_timer_arm(c->srv, &c->auth_timer, auth_timer, HELLO_TIMEOUT_US);
     }
     sodium_memzero(auth, sizeof(auth));
+}
+
+/* ---- keepalive ------------------------------------------------------------------------ */
+
+/* A received frame or pong only stamps last_rx_ms; the timer looks at the
+ * stamp when it fires and re-arms from it, so a busy connection costs no
+ * timer work per frame. */
+static void idle_timer(struct gw_timer *t)
+{
+    struct gw_conn *c = lws_container_of(t, struct gw_conn, idle_timer);
+    const struct gw_config *cfg = c->srv->cfg;
+    int64_t silent = gw_now_ms() - c->last_rx_ms;
+    int64_t ping_ms = (int64_t)cfg->ws_ping_sec * 1000, idle_ms = (int64_t)cfg->ws_idle_sec * 1000;
+    if (silent >= idle_ms) {
+        gw_log(GW_LOG_INFO, "ws.idle_drop", "conn=%llu silent_ms=%lld", (unsigned long long)c->id,
+               (long long)silent);
+        lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+        return;
+    }
+    if (silent >= ping_ms) {
+        c->ping_due = true;
+        lws_callback_on_writable(c->wsi);
+        gw_timer_arm(c->srv, &c->idle_timer, idle_timer, (idle_ms - silent) * 1000);
+    } else {
+        gw_timer_arm(c->srv, &c->idle_timer, idle_timer, (ping_ms - silent) * 1000);
+    }
 }
 
 static int on_established(struct gw_server *srv, struct gw_conn *c, struct lws *wsi)
@@ -498,6 +536,8 @@ static int on_established(struct gw_server *srv, struct gw_conn *c, struct lws *
     room_conn_init(&c->rc, c->id, c, gw_unix_ms());
     size_t cap = srv->cfg->max_frame_bytes * 64;
     gw_outbox_init(&c->out, cap > ((size_t)1 << 20) ? cap : ((size_t)1 << 20));
+    c->last_rx_ms = gw_now_ms();
+    gw_timer_arm(srv, &c->idle_timer, idle_timer, (int64_t)srv->cfg->ws_ping_sec * 1000000);
     auth_from_header(c, wsi);
     return 0;
 }
@@ -507,7 +547,8 @@ static void on_closed(struct gw_server *srv, struct gw_conn *c)
     if (c->srv == NULL) {
         return; /* never established */
     }
-    lws_sul_cancel(&c->auth_sul);
+    gw_timer_cancel(srv, &c->auth_timer);
+    gw_timer_cancel(srv, &c->idle_timer);
     gw_room_disconnect(c);
     room_conn_fini(&c->rc, gw_unix_ms());
     uncount_user_conn(c);
@@ -528,7 +569,16 @@ int gw_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user
     case LWS_CALLBACK_ESTABLISHED:
         return on_established(srv, c, wsi);
     case LWS_CALLBACK_RECEIVE:
-        return c->srv != NULL ? on_receive(c, in, len) : -1;
+        if (c->srv == NULL) {
+            return -1;
+        }
+        c->last_rx_ms = gw_now_ms();
+        return on_receive(c, in, len);
+    case LWS_CALLBACK_RECEIVE_PONG:
+        if (c->srv != NULL) {
+            c->last_rx_ms = gw_now_ms();
+        }
+        return 0;
     case LWS_CALLBACK_SERVER_WRITEABLE:
         return c->srv != NULL ? on_writeable(c) : -1;
     case LWS_CALLBACK_CLOSED:

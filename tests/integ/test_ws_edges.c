@@ -211,3 +211,40 @@ Test(edges, expired_token_closes_with_4001_and_metrics_count, .timeout = 60)
     unlink(gp.log_path);
     pgtest_db_drop(dbname);
 }
+
+/* Keepalive, with WS_PING_SEC=1 and WS_IDLE_SEC=3: a connection that
+ * answers the server's pings stays however quiet it is; one that reads
+ * nothing (so answers no ping) and sends nothing is dropped after 3 s. */
+Test(edges, silent_connections_are_pinged_then_dropped, .timeout = 60)
+{
+    cr_assert(sodium_init() >= 0);
+    char dbname[64], conninfo[512], env_db[600];
+    cr_assert_eq(pgtest_db_create(1, dbname, sizeof(dbname), conninfo, sizeof(conninfo)), 0);
+    cr_assert_eq(pgtest_exec(conninfo, seed_sql), 0);
+    snprintf(env_db, sizeof(env_db), "DATABASE_URL=%s", conninfo);
+    const char *env[] = {env_db, "JWT_SECRET=" SECRET, "WS_PING_SEC=1", "WS_IDLE_SEC=3", NULL};
+    struct gwproc gp = {0};
+    cr_assert_eq(gwproc_start(&gp, env, NULL), 0);
+    long long t0 = mono_ms();
+    struct wsc *quiet = login(gp.port, 0, NULL, COACH, time(NULL) + 3600);
+    struct wsc *mute = login(gp.port, 0, NULL, CLIENT, time(NULL) + 3600);
+    /* quiet reads (and so answers pings) for 5 s without sending a frame */
+    while (mono_ms() - t0 < 5000) {
+        char *f = wsc_recv(quiet, 200, NULL);
+        cr_assert_null(f, "no data frame expected: %s", f != NULL ? f : "");
+        cr_assert_eq(wsc_close_code(quiet), 0, "quiet stays open: %s", wsc_last_error(quiet));
+    }
+    wsc_send_json(quiet, "{\"type\":\"ping\",\"id\":\"p\"}");
+    json_t *pong = wsc_expect(quiet, "pong", WAIT);
+    cr_expect_not_null(pong, "the pinged connection still works after 5 s");
+    json_decref(pong);
+    /* mute has been dropped: what it reads now is pings, then the end */
+    int code = wsc_wait_close(mute, WAIT);
+    cr_expect(code != 0 && code != -2, "mute was dropped (close %d, %s)", code,
+              wsc_last_error(mute));
+    wsc_free(quiet);
+    wsc_free(mute);
+    cr_expect_eq(gwproc_stop(&gp, SIGTERM), 0);
+    unlink(gp.log_path);
+    pgtest_db_drop(dbname);
+}

@@ -973,3 +973,21 @@ Test(config, node_settings)
     cr_expect_eq(load(ENV("NODE_HEARTBEAT_SEC=0"), NO_ARGS), -EINVAL);
     cr_expect_eq(load(ENV("ROOM_LEASE_SEC=601"), NO_ARGS), -EINVAL);
 }
+
+Test(config, keepalive_settings)
+{
+    cr_assert_eq(load(ENV("X=1"), NO_ARGS), 0, "%s", err.msg);
+    cr_expect_eq(cfg.ws_ping_sec, 25);
+    cr_expect_eq(cfg.ws_idle_sec, 60);
+    cr_assert_eq(load(ENV("WS_PING_SEC=1", "WS_IDLE_SEC=3"), NO_ARGS), 0, "%s", err.msg);
+    cr_expect_eq(cfg.ws_ping_sec, 1);
+    cr_expect_eq(cfg.ws_idle_sec, 3);
+    /* a connection is pinged before it is dropped */
+    cr_expect_eq(load(ENV("WS_PING_SEC=30", "WS_IDLE_SEC=30"), NO_ARGS), -EINVAL);
+    cr_expect(strstr(err.msg, "WS_IDLE_SEC: must be more than WS_PING_SEC (30)") != NULL, "%s",
+              err.msg);
+    cr_expect_eq(load(ENV("WS_PING_SEC=0"), NO_ARGS), -EINVAL);
+    cr_expect(strstr(err.msg, "WS_PING_SEC") != NULL, "%s", err.msg);
+    cr_expect_eq(load(ENV("WS_IDLE_SEC=7201"), NO_ARGS), -EINVAL);
+    cr_expect_eq(load(ENV("WS_PING_SEC=abc"), NO_ARGS), -EINVAL);
+}
