@@ -1,10 +1,14 @@
 /*
  * lg_client.c: coach-loadgen's libwebsockets client loop (see lg_run.h).
  *
- * DESIGN: one lws context, one thread. Every room owns its two connections
- * (coach, client) and a timer (lws_sul) that plays its recording; the loop
- * owns a 100 ms tick that moves the run through its phases (traffic, drain,
- * closing) and prints the progress line. Frames out go through a bounded
+ * DESIGN: one lws context on a libev loop (epoll), one thread. Every room
+ * owns its two connections (coach, client) and a timer that plays its
+ * recording; the loop owns a 100 ms tick (an lws_sul, which also re-arms
+ * lws's own timer) that moves the run through its phases (traffic, drain,
+ * closing) and prints the progress line. The rooms' and connections'
+ * timers are libev timers (a heap): lws 4.1 keeps its suls in one sorted
+ * list walked on every insert, which with thousands of rooms and
+ * connections took most of the tool's time. Frames out go through a bounded
  * per-connection outbox written one per CLIENT_WRITEABLE. Chats carry the
  * clientMsgId "<run tag>-<n>"; each connection keeps its last LG_SLOTS chats
  * (send time, text) to measure acks and the peer's deliveries, and to
@@ -20,6 +24,7 @@
 #include <string.h>
 #include <time.h>
 
+#include <ev.h>
 #include <jansson.h>
 #include <libwebsockets.h>
 #include <sodium.h>
@@ -38,6 +43,7 @@
 #define ROOM_POLL_US    50000
 #define TICK_US         100000
 #define CLOSE_GRACE_US  3000000
+#define CONNECTING_MAX  256 /* connection attempts in progress at once */
 #define TAG_LEN         6
 #define CMID_MAX        32
 
@@ -67,6 +73,10 @@ struct conn {
     enum cstate st;
     int64_t t_conn_us; /* this connect attempt began */
     int dropping;      /* we are closing it (storm) */
+    int storm_away;    /* dropped by the storm, not joined again yet */
+    int in_attempt;    /* counted in loop.connecting */
+    int queued;        /* waiting in loop.wait for an attempt slot */
+    struct conn *wait_next;
     int joined_once;
     int dead;       /* refused for good (join error): no reconnect */
     unsigned fails; /* attempts since the last join */
@@ -79,8 +89,8 @@ struct conn {
     struct slot *slots; /* [LG_SLOTS], allocated on the first chat */
     uint64_t next_n;
     unsigned inflight;
-    lws_sorted_usec_list_t sul;  /* reconnect */
-    lws_sorted_usec_list_t pace; /* unthrottled --rate: the next send */
+    ev_timer sul;                /* reconnect */
+    ev_timer pace;               /* unthrottled --rate: the next send */
     int64_t pace_next_us;        /* unthrottled --rate: no send before this */
     int pace_armed;
     uint32_t sio_ack; /* --proto socketio: the next ack id's counter */
@@ -98,19 +108,28 @@ struct room {
     size_t next_ev;
     int64_t t0_us;
     int started, done, ended;
-    lws_sorted_usec_list_t sul;
+    ev_timer sul;
 };
 
 struct loop {
     const struct lg_run_cfg *cfg;
     struct lg_run_result *res;
     struct lws_context *ctx;
+    struct ev_loop *ev;
     struct room *rooms;
     size_t n;
     char tag[TAG_LEN + 1];
     enum phase phase;
     int64_t t_start_us, t_first_chat_us, t_traffic_end_us, t_phase_end_us;
     int storm_done;
+    int64_t t_storm_us;
+    /* Attempts in progress, at most CONNECTING_MAX; the others wait their
+     * turn in order. lws 4.1 gives each attempt a timeout on its sorted
+     * timer list, inserted by a walk over all those pending: 10 000
+     * attempts at once (a storm) made that walk most of the tool's work. */
+    unsigned connecting;
+    struct conn *wait_head, *wait_tail;
+    ev_timer pump; /* starts waiting attempts, outside any lws callback */
     uint64_t joined_now, rooms_joined;
     int64_t last_progress_us;
     uint64_t last_acks;
@@ -136,9 +155,15 @@ const char *lg_proto_name(enum lg_proto p)
     return names[p];
 }
 
-static struct conn *conn_of_sul(lws_sorted_usec_list_t *sul)
+typedef void (*timer_cb)(struct ev_loop *loop, ev_timer *w, int revents);
+
+/* Arm (or re-arm) w to run cb after us microseconds. */
+static void timer_arm(struct loop *L, ev_timer *w, timer_cb cb, int64_t us)
 {
-    return lws_container_of(sul, struct conn, sul);
+    ev_timer_stop(L->ev, w);
+    ev_now_update(L->ev); /* the loop's time may be a batch of events old */
+    ev_timer_init(w, cb, (ev_tstamp)(us > 0 ? us : 1) / 1e6, 0.);
+    ev_timer_start(L->ev, w);
 }
 
 /* ---- output ---------------------------------------------------------------------------- */
@@ -276,9 +301,11 @@ static void chat_send(struct conn *c, const char *text)
 
 static void refill(struct conn *c);
 
-static void pace_fired(lws_sorted_usec_list_t *sul)
+static void pace_fired(struct ev_loop *loop, ev_timer *w, int revents)
 {
-    struct conn *c = lws_container_of(sul, struct conn, pace);
+    (void)loop;
+    (void)revents;
+    struct conn *c = lws_container_of(w, struct conn, pace);
     c->pace_armed = 0;
     refill(c);
 }
@@ -298,8 +325,7 @@ static int pace_ok(struct conn *c)
     if (now < c->pace_next_us) {
         if (!c->pace_armed) {
             c->pace_armed = 1;
-            lws_sul_schedule(c->L->ctx, 0, &c->pace, pace_fired,
-                             (lws_usec_t)(c->pace_next_us - now));
+            timer_arm(c->L, &c->pace, pace_fired, c->pace_next_us - now);
         }
         return 0;
     }
@@ -371,18 +397,35 @@ static lws_usec_t retry_delay(struct conn *c)
     return d / 2 + (lws_usec_t)randombytes_uniform((uint32_t)(d / 2) + 1);
 }
 
-static void reconnect_cb(lws_sorted_usec_list_t *sul)
+static void reconnect_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
-    conn_connect(conn_of_sul(sul));
+    (void)loop;
+    (void)revents;
+    conn_connect(lws_container_of(w, struct conn, sul));
 }
+
+static void attempt_over(struct conn *c);
 
 static void conn_connect(struct conn *c)
 {
     struct loop *L = c->L;
     /* during the drain too: a connection lost late still recovers its messages */
-    if (L->phase > PH_DRAIN || c->dead || c->st != CS_IDLE) {
+    if (L->phase > PH_DRAIN || c->dead || c->st != CS_IDLE || c->queued) {
         return;
     }
+    if (L->connecting >= CONNECTING_MAX) {
+        c->queued = 1;
+        c->wait_next = NULL;
+        if (L->wait_tail != NULL) {
+            L->wait_tail->wait_next = c;
+        } else {
+            L->wait_head = c;
+        }
+        L->wait_tail = c;
+        return;
+    }
+    L->connecting++;
+    c->in_attempt = 1;
     const struct lg_url *u = &L->cfg->urls[c->idx % L->cfg->n_urls];
     int sio = L->cfg->proto == LG_PROTO_SOCKETIO;
     char path[sizeof u->path + sizeof LG_SIO_QUERY];
@@ -411,13 +454,45 @@ static void conn_connect(struct conn *c)
         c->wsi = NULL;
         c->st = CS_IDLE;
         L->res->conn_failed++;
-        lws_sul_schedule(L->ctx, 0, &c->sul, reconnect_cb, retry_delay(c));
+        attempt_over(c);
+        timer_arm(L, &c->sul, reconnect_cb, retry_delay(c));
+    }
+}
+
+/* Start waiting attempts while slots are free. A timer callback, so that
+ * a connect never starts inside another connection's lws callback. */
+static void connect_pump(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    struct loop *L = lws_container_of(w, struct loop, pump);
+    while (L->connecting < CONNECTING_MAX && L->wait_head != NULL) {
+        struct conn *c = L->wait_head;
+        L->wait_head = c->wait_next;
+        if (L->wait_head == NULL) {
+            L->wait_tail = NULL;
+        }
+        c->queued = 0;
+        conn_connect(c);
+    }
+}
+
+/* c's attempt ended (upgraded, failed or lost): its slot goes to the next. */
+static void attempt_over(struct conn *c)
+{
+    if (c->in_attempt) {
+        c->in_attempt = 0;
+        c->L->connecting--;
+        if (c->L->wait_head != NULL && !ev_is_active(&c->L->pump)) {
+            timer_arm(c->L, &c->L->pump, connect_pump, 1);
+        }
     }
 }
 
 static void conn_lost(struct conn *c, int failed)
 {
     struct loop *L = c->L;
+    attempt_over(c);
     if (c->st == CS_JOINED) {
         L->joined_now--;
     }
@@ -433,9 +508,8 @@ static void conn_lost(struct conn *c, int failed)
     L->res->reconnects += c->joined_once && !failed; /* an established one lost */
     /* a storm's reconnects spread over STORM_SPREAD_US, so some members
      * are back (and chatting) while others are still away */
-    lws_sul_schedule(L->ctx, 0, &c->sul, reconnect_cb,
-                     c->dropping ? 1 + (lws_usec_t)randombytes_uniform(STORM_SPREAD_US)
-                                 : retry_delay(c));
+    timer_arm(L, &c->sul, reconnect_cb,
+              c->dropping ? 1 + (int64_t)randombytes_uniform(STORM_SPREAD_US) : retry_delay(c));
     c->dropping = 0;
 }
 
@@ -494,9 +568,11 @@ static void room_event(struct room *r, const struct lg_event *ev)
     }
 }
 
-static void room_fire(lws_sorted_usec_list_t *sul)
+static void room_fire(struct ev_loop *loop, ev_timer *w, int revents)
 {
-    struct room *r = lws_container_of(sul, struct room, sul);
+    (void)loop;
+    (void)revents;
+    struct room *r = lws_container_of(w, struct room, sul);
     struct loop *L = r->L;
     if (L->phase != PH_TRAFFIC || r->done || L->cfg->mode == LG_MODE_IDLE ||
         L->cfg->mode == LG_MODE_UNTHROTTLED) {
@@ -512,7 +588,7 @@ static void room_fire(lws_sorted_usec_list_t *sul)
         int wait_end = ev->type == LG_EV_RATE && !r->ended &&
                        now < due_us(r, r->next_ev) + RATE_WAIT_US && L->cfg->mode != LG_MODE_STORM;
         if (r->c[ev->who].st != CS_JOINED || wait_end) {
-            lws_sul_schedule(L->ctx, 0, &r->sul, room_fire, ROOM_POLL_US);
+            timer_arm(L, &r->sul, room_fire, ROOM_POLL_US);
             return;
         }
         room_event(r, ev);
@@ -523,7 +599,7 @@ static void room_fire(lws_sorted_usec_list_t *sul)
         L->res->rooms_finished++;
         return;
     }
-    lws_sul_schedule(L->ctx, 0, &r->sul, room_fire, due_us(r, r->next_ev) - now);
+    timer_arm(L, &r->sul, room_fire, due_us(r, r->next_ev) - now);
 }
 
 /* Both members joined for the first time: the room's traffic starts. */
@@ -538,13 +614,15 @@ static void room_start(struct room *r)
         refill(&r->c[0]);
         refill(&r->c[1]);
     } else if (L->cfg->mode != LG_MODE_IDLE) {
-        lws_sul_schedule(L->ctx, 0, &r->sul, room_fire, 1);
+        timer_arm(L, &r->sul, room_fire, 1);
     }
 }
 
-static void room_connect(lws_sorted_usec_list_t *sul)
+static void room_connect(struct ev_loop *loop, ev_timer *w, int revents)
 {
-    struct room *r = lws_container_of(sul, struct room, sul);
+    (void)loop;
+    (void)revents;
+    struct room *r = lws_container_of(w, struct room, sul);
     conn_connect(&r->c[0]);
     conn_connect(&r->c[1]);
 }
@@ -607,8 +685,15 @@ static void on_error(struct conn *c, json_t *m)
     while (k < LG_N_CODES - 1 && (code == NULL || strcmp(code, lg_error_codes[k]) != 0)) {
         k++;
     }
-    L->res->errors[k]++;
     uint64_t n;
+    if ((c->st == CS_JOINING || c->st == CS_OPEN) && k == LG_ERR_UNAVAILABLE) {
+        /* hello or join refused for now: reconnect with backoff, as the
+         * browser client does; counted apart, as it loses nothing */
+        L->res->signin_retries++;
+        conn_kill(c);
+        return;
+    }
+    L->res->errors[k]++;
     if (cmid_parse(L, json_string_value(json_object_get(m, "clientMsgId")), &n) == 0 &&
         c->slots != NULL && c->slots[n % LG_SLOTS].busy && c->slots[n % LG_SLOTS].n == n) {
         c->slots[n % LG_SLOTS].busy = 0;
@@ -655,6 +740,12 @@ static void on_joined(struct conn *c, json_t *m)
         /* the reconnect itself (connect, hello, join with since), not the
          * wait before it (a storm's spread, a backoff) */
         lg_hist_record(&L->res->reconnect_us, (uint64_t)(now - c->t_conn_us));
+        if (c->storm_away) {
+            /* the storm's recovery: the last of them back ends it */
+            c->storm_away = 0;
+            L->res->storm_back++;
+            L->res->storm_recovery_us = (uint64_t)(now - L->t_storm_us);
+        }
         resend_inflight(c);
     }
     const char *st = json_string_value(json_object_get(json_object_get(m, "session"), "status"));
@@ -807,6 +898,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         break;
     case LWS_CALLBACK_CLIENT_ESTABLISHED:
         c->st = CS_OPEN;
+        attempt_over(c);
         lg_hist_record(&c->L->res->connect_us, (uint64_t)(now_us() - c->t_conn_us));
         if (c->L->cfg->proto == LG_PROTO_NATIVE) {
             hello(c); /* Socket.IO: after Engine.IO's open packet */
@@ -871,11 +963,14 @@ static int any_open(const struct loop *L)
 static void storm_drop(struct loop *L)
 {
     L->storm_done = 1;
+    L->t_storm_us = now_us();
     for (size_t i = 0; i < L->n; i++) {
         for (int k = 0; k < 2; k++) {
             struct conn *c = &L->rooms[i].c[k];
             if (c->wsi != NULL) {
                 c->dropping = 1;
+                c->storm_away = 1;
+                L->res->storm_dropped++;
                 conn_kill(c);
             }
         }
@@ -1018,6 +1113,19 @@ static void collect(struct loop *L)
     res->elapsed_s = (double)(now_us() - L->t_start_us) / 1e6;
 }
 
+static void timers_stop(struct loop *L)
+{
+    ev_timer_stop(L->ev, &L->pump);
+    for (size_t i = 0; i < L->n; i++) {
+        struct room *r = &L->rooms[i];
+        ev_timer_stop(L->ev, &r->sul);
+        for (int k = 0; k < 2; k++) {
+            ev_timer_stop(L->ev, &r->c[k].sul);
+            ev_timer_stop(L->ev, &r->c[k].pace);
+        }
+    }
+}
+
 static void lws_log_quiet(int level, const char *line)
 {
     (void)level;
@@ -1048,29 +1156,44 @@ int lg_run(const struct lg_run_cfg *cfg, struct lg_run_result *res, struct lg_er
         return -ENOMEM;
     }
     lws_set_log_level(LLL_ERR, lws_log_quiet);
+    /* EVFLAG_NOSIGMASK: main's SIGINT/SIGTERM handlers stay as they are */
+    L.ev = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK);
+    if (L.ev == NULL) {
+        rooms_fini(&L);
+        (void)snprintf(err->msg, sizeof err->msg, "cannot create the event loop (libev)");
+        return -ENOMEM;
+    }
+    void *loops[1] = {L.ev};
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof info);
     info.port = CONTEXT_PORT_NO_LISTEN;
     info.protocols = protocols;
+    info.options = LWS_SERVER_OPTION_LIBEV;
+    info.foreign_loops = loops;
     /* fd_limit_per_thread stays 0: lws sizes its fd tables by the
      * process's open-files limit (main raised it), which covers every fd
      * number the process can get. A smaller table (2 per room) crashed
      * once fd numbers went past it, at 19 000 connections. */
     L.ctx = lws_create_context(&info);
     if (L.ctx == NULL) {
+        ev_loop_destroy(L.ev);
         rooms_fini(&L);
-        (void)snprintf(err->msg, sizeof err->msg, "cannot create the lws context");
+        (void)snprintf(err->msg, sizeof err->msg,
+                       "cannot create the lws context (its libev plugin comes with the package "
+                       "libwebsockets-evlib-ev)");
         return -EIO;
     }
     L.t_start_us = now_us();
     for (size_t i = 0; i < L.n; i++) {
         int64_t at = L.n > 1 ? (int64_t)(cfg->ramp_s * 1e6 * (double)i / (double)L.n) : 0;
-        lws_sul_schedule(L.ctx, 0, &L.rooms[i].sul, room_connect, at + 1);
+        timer_arm(&L, &L.rooms[i].sul, room_connect, at + 1);
     }
     lws_sul_schedule(L.ctx, 0, &L.tick, tick, TICK_US);
+    /* lws arms its libev timer only after an event: wake the loop once */
+    lws_cancel_service(L.ctx);
     while (L.phase != PH_STOP) {
-        if (lws_service(L.ctx, 0) < 0) {
-            break;
+        if (!ev_run(L.ev, EVRUN_ONCE)) {
+            break; /* no watcher left: lws stopped */
         }
     }
     if (cfg->progress) {
@@ -1078,7 +1201,9 @@ int lg_run(const struct lg_run_cfg *cfg, struct lg_run_result *res, struct lg_er
     }
     collect(&L);
     L.phase = PH_STOP;
+    timers_stop(&L);
     lws_context_destroy(L.ctx);
+    ev_loop_destroy(L.ev);
     rooms_fini(&L);
     return 0;
 }

@@ -33,6 +33,10 @@ int lg_report_ok(const struct lg_run_cfg *cfg, const struct lg_run_result *res)
     if (cfg->mode == LG_MODE_IDLE) {
         return res->joined_peak == res->conns;
     }
+    if (cfg->mode == LG_MODE_STORM && !res->interrupted &&
+        (res->storm_dropped == 0 || res->storm_back < res->storm_dropped)) {
+        return 0; /* the storm must have happened, and everyone come back */
+    }
     /* every room must have started, unless the run was cut short */
     return res->rooms_started > 0 && (res->interrupted || res->rooms_started == cfg->n_rooms);
 }
@@ -69,10 +73,11 @@ void lg_report_text(FILE *out, const struct lg_run_cfg *cfg, const struct lg_run
                   res->interrupted ? " (interrupted)" : "");
     (void)fprintf(out,
                   "  connections: %llu attempts, %llu failed, %llu joined at peak, %llu "
-                  "reconnects, %llu messages recovered with since\n",
+                  "reconnects, %llu messages recovered with since, %llu hellos/joins "
+                  "retried after `unavailable`\n",
                   (unsigned long long)res->conn_attempts, (unsigned long long)res->conn_failed,
                   (unsigned long long)res->joined_peak, (unsigned long long)res->reconnects,
-                  (unsigned long long)res->recovered);
+                  (unsigned long long)res->recovered, (unsigned long long)res->signin_retries);
     (void)fprintf(out,
                   "  chats: %llu sent, %llu resent, %llu acked (%.1f/s over %.1f s), %llu "
                   "refused, %llu unanswered, %llu not sent (window/outbox full)\n",
@@ -119,6 +124,15 @@ void lg_report_text(FILE *out, const struct lg_run_cfg *cfg, const struct lg_run
         (void)fprintf(out, "  %s: %llu of %zu rooms started (both members joined)\n",
                       res->interrupted ? "note" : "FAILED", (unsigned long long)res->rooms_started,
                       cfg->n_rooms);
+    }
+    if (cfg->mode == LG_MODE_STORM) {
+        int all = res->storm_dropped > 0 && res->storm_back == res->storm_dropped;
+        (void)fprintf(out,
+                      "  %s: %llu of %llu connections dropped by the storm joined again; the "
+                      "last %.2f s after the drop\n",
+                      all || res->interrupted ? "storm" : "FAILED: storm",
+                      (unsigned long long)res->storm_back, (unsigned long long)res->storm_dropped,
+                      (double)res->storm_recovery_us / 1e6);
     }
     if (res->errors[LG_ERR_RATE_LIMITED] > 0) {
         (void)fprintf(out,
@@ -211,6 +225,9 @@ static json_t *counts_json(const struct lg_run_result *res)
     J_INT(o, "messages_received", res->messages_in);
     J_INT(o, "recovered_by_since", res->recovered);
     J_INT(o, "recovery_truncated", res->truncated);
+    J_INT(o, "signin_retries", res->signin_retries);
+    J_INT(o, "storm_dropped", res->storm_dropped);
+    J_INT(o, "storm_back", res->storm_back);
     J_INT(o, "typing_sent", res->typing_sent);
     J_INT(o, "ends_sent", res->ends_sent);
     J_INT(o, "rates_sent", res->rates_sent);
@@ -231,6 +248,9 @@ int lg_report_json(FILE *out, const struct lg_run_cfg *cfg, const struct lg_run_
     json_object_set_new(o, "elapsed_s", json_real(res->elapsed_s));
     json_object_set_new(o, "traffic_s", json_real(res->traffic_s));
     json_object_set_new(o, "interrupted", json_boolean(res->interrupted));
+    if (cfg->mode == LG_MODE_STORM) {
+        json_object_set_new(o, "storm_recovery_s", json_real((double)res->storm_recovery_us / 1e6));
+    }
     json_object_set_new(o, "acked_per_s",
                         json_real(res->traffic_s > 0 ? (double)res->acks / res->traffic_s : 0));
     json_object_set_new(o, "counts", counts_json(res));

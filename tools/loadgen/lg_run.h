@@ -37,6 +37,7 @@ enum lg_proto { LG_PROTO_NATIVE, LG_PROTO_SOCKETIO };
 #define LG_MAX_WINDOW       100 /* unthrottled: chats in flight per connection */
 #define LG_N_CODES          12  /* the protocol's error codes, then "other" */
 #define LG_ERR_RATE_LIMITED 7   /* its index in lg_error_codes */
+#define LG_ERR_UNAVAILABLE  8
 #define LG_N_CLOSE          8   /* close codes tracked one by one, then "other" */
 
 struct lg_run_cfg {
@@ -76,6 +77,10 @@ struct lg_run_result {
     uint64_t messages_in, frames_in, frames_out, bad_frames;
     uint64_t recovered; /* messages received in joined.history after a rejoin (since) */
     uint64_t truncated; /* rejoins whose history was truncated (not paged) */
+    uint64_t signin_retries; /* hello or join answered `unavailable`: reconnected later */
+    uint64_t storm_dropped;     /* storm: connections dropped */
+    uint64_t storm_back;        /* storm: of those, joined again (with since) */
+    uint64_t storm_recovery_us; /* storm: the drop -> the last of them joined again */
     uint64_t errors[LG_N_CODES];
     int close_codes[LG_N_CLOSE];
     uint64_t close_counts[LG_N_CLOSE + 1];

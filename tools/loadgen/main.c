@@ -53,7 +53,8 @@ static const char USAGE[] =
     "                          flight (the server's 10/s limit shows as rate_limited);\n"
     "                        idle: connect, authenticate, join, hold (connection counts);\n"
     "                        storm: replay, drop every connection at --storm-at,\n"
-    "                          reconnect with since, verify recovery\n"
+    "                          reconnect with since, verify recovery (every dropped\n"
+    "                          connection back; storm_recovery_s: the last one)\n"
     "  --url URL             ws://HOST:PORT/ws, repeatable: connections spread over\n"
     "                        them (default ws://127.0.0.1:8080/ws); loopback only\n"
     "  --proto P             native (default): coachroom.v1 JSON frames;\n"
@@ -91,7 +92,9 @@ static const char USAGE[] =
     "  --out FILE            --export: where to write\n"
     "\n"
     "Exit status: 0 passed; 1 the run failed (loss, duplicates, reordering,\n"
-    "unanswered chats, unexpected error frames, rooms that never started);\n"
+    "unanswered chats, unexpected error frames, rooms that never started,\n"
+    "storm connections that never came back); `unavailable` at hello or join\n"
+    "is retried with backoff, as the browser does, and counted apart;\n"
     "2 bad usage or setup error.\n";
 
 struct opts {
