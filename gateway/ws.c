@@ -445,6 +445,15 @@ static int on_receive(struct gw_conn *c, const void *in, size_t len)
     return 0;
 }
 
+/* One write per writeable callback: ask for the next while frames or a
+ * close remain. */
+static void want_more(struct gw_conn *c)
+{
+    if (c->out.len > 0 || c->state == GW_CONN_CLOSING) {
+        lws_callback_on_writable(c->wsi);
+    }
+}
+
 static int on_writeable(struct gw_conn *c)
 {
     if (c->ping_due) {
@@ -454,9 +463,7 @@ static int on_writeable(struct gw_conn *c)
         if (lws_write(c->wsi, ping + LWS_PRE, 1, LWS_WRITE_PING) < 0) {
             return -1;
         }
-        if (c->out.len > 0 || c->state == GW_CONN_CLOSING) {
-            lws_callback_on_writable(c->wsi);
-        }
+        want_more(c);
         return 0;
     }
     struct gw_frame *f = gw_outbox_peek(&c->out);
@@ -468,9 +475,7 @@ static int on_writeable(struct gw_conn *c)
         c->srv->stats.frames_out++;
         c->srv->stats.bytes_out += f->len;
         gw_outbox_pop(&c->out);
-        if (c->out.len > 0 || c->state == GW_CONN_CLOSING) {
-            lws_callback_on_writable(c->wsi);
-        }
+        want_more(c);
         return 0;
     }
     if (c->state == GW_CONN_CLOSING) {

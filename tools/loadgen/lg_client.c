@@ -74,7 +74,6 @@ struct conn {
     int64_t t_conn_us; /* this connect attempt began */
     int dropping;      /* we are closing it (storm) */
     int storm_away;    /* dropped by the storm, not joined again yet */
-    int in_attempt;    /* counted in loop.connecting */
     int queued;        /* waiting in loop.wait for an attempt slot */
     struct conn *wait_next;
     int joined_once;
@@ -404,7 +403,7 @@ static void reconnect_cb(struct ev_loop *loop, ev_timer *w, int revents)
     conn_connect(lws_container_of(w, struct conn, sul));
 }
 
-static void attempt_over(struct conn *c);
+static void leave_connecting(struct conn *c, enum cstate st);
 
 static void conn_connect(struct conn *c)
 {
@@ -424,8 +423,7 @@ static void conn_connect(struct conn *c)
         L->wait_tail = c;
         return;
     }
-    L->connecting++;
-    c->in_attempt = 1;
+    L->connecting++; /* until c leaves CS_CONNECTING */
     const struct lg_url *u = &L->cfg->urls[c->idx % L->cfg->n_urls];
     int sio = L->cfg->proto == LG_PROTO_SOCKETIO;
     char path[sizeof u->path + sizeof LG_SIO_QUERY];
@@ -452,9 +450,8 @@ static void conn_connect(struct conn *c)
     if (lws_client_connect_via_info(&ci) == NULL && c->st == CS_CONNECTING) {
         /* failed before any callback */
         c->wsi = NULL;
-        c->st = CS_IDLE;
+        leave_connecting(c, CS_IDLE);
         L->res->conn_failed++;
-        attempt_over(c);
         timer_arm(L, &c->sul, reconnect_cb, retry_delay(c));
     }
 }
@@ -477,27 +474,27 @@ static void connect_pump(struct ev_loop *loop, ev_timer *w, int revents)
     }
 }
 
-/* c's attempt ended (upgraded, failed or lost): its slot goes to the next. */
-static void attempt_over(struct conn *c)
+/* c's state becomes st; when that ends an attempt (upgraded, failed or
+ * lost), the attempt's slot goes to the next one waiting. */
+static void leave_connecting(struct conn *c, enum cstate st)
 {
-    if (c->in_attempt) {
-        c->in_attempt = 0;
+    if (c->st == CS_CONNECTING) {
         c->L->connecting--;
         if (c->L->wait_head != NULL && !ev_is_active(&c->L->pump)) {
             timer_arm(c->L, &c->L->pump, connect_pump, 1);
         }
     }
+    c->st = st;
 }
 
 static void conn_lost(struct conn *c, int failed)
 {
     struct loop *L = c->L;
-    attempt_over(c);
     if (c->st == CS_JOINED) {
         L->joined_now--;
     }
     c->wsi = NULL;
-    c->st = CS_IDLE;
+    leave_connecting(c, CS_IDLE);
     out_clear(c);
     if (failed) {
         L->res->conn_failed++;
@@ -897,8 +894,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         conn_lost(c, 1);
         break;
     case LWS_CALLBACK_CLIENT_ESTABLISHED:
-        c->st = CS_OPEN;
-        attempt_over(c);
+        leave_connecting(c, CS_OPEN);
         lg_hist_record(&c->L->res->connect_us, (uint64_t)(now_us() - c->t_conn_us));
         if (c->L->cfg->proto == LG_PROTO_NATIVE) {
             hello(c); /* Socket.IO: after Engine.IO's open packet */
