@@ -598,7 +598,7 @@ enum {
     S_ROOM_LEASE_SEC = 29,
     S_WS_PING_SEC = 30,
     S_WS_IDLE_SEC = 31,
-    N_SETTINGS = 32,
+    N_SETTINGS = 33,
 };
 
 #define F(field) offsetof(struct gw_config, field)
@@ -689,6 +689,9 @@ static const struct setting settings[] = {
     [S_WS_IDLE_SEC] = {"WS_IDLE_SEC", "--ws-idle-sec", "SEC", "60",
                        "drop a WebSocket silent this long, 2..7200, more than WS_PING_SEC",
                        parse_int, F(ws_idle_sec), 2, 7200, 0},
+    {"STORE_QUEUE_MAX", "--store-queue-max", "N", "4096",
+     "requests waiting on one store connection; more: `unavailable`, 1..1000000", parse_int,
+     F(store_queue_max), 1, 1000000, 0},
 };
 
 #undef F

@@ -76,6 +76,7 @@ struct gw_config {
     int room_lease_sec;          /* ROOM_LEASE_SEC, 2..600, >= 2 heartbeats; default 6 */
     int ws_ping_sec;             /* WS_PING_SEC, 1..3600; default 25 */
     int ws_idle_sec;             /* WS_IDLE_SEC, 2..7200, > WS_PING_SEC; default 60 */
+    int store_queue_max;         /* STORE_QUEUE_MAX, 1..1000000; default 4096 */
 };
 
 /*

@@ -36,7 +36,6 @@
 #include "gw_int.h"
 
 #define TICK_US         (250 * LWS_US_PER_MS)
-#define STORE_QUEUE_CAP 4096
 
 /* lws gives each WebSocket connection a receive buffer of rx_buffer_size
  * (its default: 4096 bytes, held for the connection's life). Frames
@@ -288,7 +287,7 @@ int gw_server_new(const struct gw_config *cfg, struct gw_server **out, struct gw
             .conninfo = cfg->database_url,
             .connections = cfg->store_connections,
             .timeout_ms = cfg->store_timeout_ms,
-            .queue_cap = STORE_QUEUE_CAP,
+            .queue_cap = (size_t)cfg->store_queue_max,
             .wake = store_wake,
             .wake_arg = srv->ctx,
             .log = store_log,

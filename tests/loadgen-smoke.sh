@@ -31,11 +31,12 @@ DB=lgsmoke_$$_$RANDOM
 DBURL="$PG dbname=$DB"
 TMP=$(mktemp -d /tmp/loadgen-smoke.XXXXXX)
 GW_PID=""
+GW2_PID=""
 SIO_PID=""
 
 cleanup() {
     local pid
-    for pid in $GW_PID $SIO_PID; do
+    for pid in $GW_PID $GW2_PID $SIO_PID; do
         kill -TERM "$pid" 2>/dev/null || true
         wait "$pid" 2>/dev/null || true
     done
@@ -55,25 +56,36 @@ for ((i = 0; ; i++)); do
 done
 
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-for ((try = 0; try < 5; try++)); do
-    [[ -z $GW_PID ]] || break
-    PORT=$((20000 + RANDOM % 12000)) # below the ephemeral range
-    port_free "$PORT" || continue
-    DATABASE_URL=$DBURL LISTEN=127.0.0.1:$PORT LOG_LEVEL=warn MIGRATE_ON_START=0 \
-        "$COACH_GATEWAY_BIN" serve 2>"$TMP/gateway.log" &
-    GW_PID=$!
-    for ((i = 0; i < 100; i++)); do
-        port_free "$PORT" || break
-        kill -0 "$GW_PID" 2>/dev/null || break
-        sleep 0.1
+# start_gateway LOG [NAME=VALUE...]: the gateway on a free port, with the
+# extra settings given; sets STARTED_PID and STARTED_PORT.
+start_gateway() {
+    local log=$1 pid="" port i try
+    shift
+    for ((try = 0; try < 5; try++)); do
+        [[ -z $pid ]] || break
+        port=$((20000 + RANDOM % 12000)) # below the ephemeral range
+        port_free "$port" || continue
+        env DATABASE_URL="$DBURL" LISTEN="127.0.0.1:$port" LOG_LEVEL=warn MIGRATE_ON_START=0 \
+            "$@" "$COACH_GATEWAY_BIN" serve 2>"$log" &
+        pid=$!
+        for ((i = 0; i < 100; i++)); do
+            port_free "$port" || break
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        if port_free "$port" || ! kill -0 "$pid" 2>/dev/null; then
+            kill "$pid" 2>/dev/null || true
+            wait "$pid" 2>/dev/null || true
+            pid=""
+        fi
     done
-    if port_free "$PORT" || ! kill -0 "$GW_PID" 2>/dev/null; then
-        kill "$GW_PID" 2>/dev/null || true
-        wait "$GW_PID" 2>/dev/null || true
-        GW_PID=""
-    fi
-done
-[[ -n $GW_PID ]] || { tail -n 20 "$TMP/gateway.log" >&2; die "the gateway did not start"; }
+    [[ -n $pid ]] || { tail -n 20 "$log" >&2; die "the gateway did not start"; }
+    STARTED_PID=$pid
+    STARTED_PORT=$port
+}
+start_gateway "$TMP/gateway.log"
+GW_PID=$STARTED_PID
+PORT=$STARTED_PORT
 URL=ws://127.0.0.1:$PORT/ws
 say "gateway on $URL, database $DB"
 
@@ -131,6 +143,39 @@ check_json "$TMP/flood.json" unthrottled
 # The gateway's per-connection limit (10/s, bursts of 20) must show.
 holds "$TMP/flood.json" "(j#>>'{errors,rate_limited}')::int > 0" ||
     die "unthrottled: no rate_limited errors counted"
+
+say "unavailable: chats refused by a full store queue are sent again, and all arrive"
+# A second gateway whose one store connection takes at most 4 requests
+# waiting; the 2 rooms' coach_room rows are locked for 2 s, so their chats
+# pile up behind the first batch and the rest are answered `unavailable`.
+start_gateway "$TMP/gateway2.log" STORE_CONNECTIONS=1 STORE_QUEUE_MAX=4
+GW2_PID=$STARTED_PID
+URL2=ws://127.0.0.1:$STARTED_PORT/ws
+ROOMS2=$(grep -v "^#" "$TMP/fx.tsv" | sed -n 3,4p | cut -f1 | paste -sd, -)
+psql "$DBURL" -q -v ON_ERROR_STOP=1 -v rooms="$ROOMS2" >"$TMP/lock.log" 2>&1 <<'SQL' &
+BEGIN;
+SELECT 1 FROM coach_room r JOIN "Appointment" a ON a.id = r.appointment_id
+ WHERE a."roomId" = ANY (string_to_array(:'rooms', ',')) FOR UPDATE OF r;
+SELECT pg_sleep(3);
+COMMIT;
+SQL
+LOCK_PID=$!
+rc=0
+"$LOADGEN" --url "$URL2" --fixtures "$TMP/fx.tsv" --first 2 --rooms 2 --mode unthrottled \
+    --recording "$SRC/tools/sessions/breathing.jsonl" --rate 5 --duration 3 --drain 10 --json \
+    >"$TMP/refused.json" || rc=$?
+wait "$LOCK_PID" || { cat "$TMP/lock.log" >&2; die "the lock holder failed"; }
+((rc == 0)) || { cat "$TMP/refused.json" "$TMP/gateway2.log" >&2; die "unavailable run exited with $rc"; }
+check_json "$TMP/refused.json" unavailable
+holds "$TMP/refused.json" "(j#>>'{counts,chat_retries}')::int > 0
+    AND (j#>>'{counts,chats_resent}')::int >= (j#>>'{counts,chat_retries}')::int
+    AND coalesce((j#>>'{errors,unavailable}')::int, 0) = 0" ||
+    { cat "$TMP/refused.json" >&2; die "unavailable: no chat was refused and sent again"; }
+say "unavailable: $(json "$TMP/refused.json" "format('refused then resent=%s acked=%s ack_p99_ms=%s lost=%s',
+    j#>>'{counts,chat_retries}', j#>>'{counts,acked}', round((j#>>'{latency_ms,ack,p99}')::numeric, 1),
+    j#>>'{verify,lost}')")"
+kill -TERM "$GW2_PID" && wait "$GW2_PID" || true
+GW2_PID=""
 
 say "export: a finished session back into a recording"
 SID=$(psql "$DBURL" -tA -c "SELECT s.\"id\" FROM \"Session\" s JOIN \"User\" u ON u.\"id\" = s.\"userId\" WHERE s.\"status\" = 'completed' AND u.\"role\" = 'client' ORDER BY s.\"id\" LIMIT 1")

@@ -596,6 +596,7 @@ static const struct limit limits[] = {
     {"TOKEN_RECHECK_SEC", "", 1, 300},
     {"MAINTENANCE_INTERVAL_SEC", "", 1, 86400},
     {"STORE_CONNECTIONS", "", 1, 16},
+    {"STORE_QUEUE_MAX", "", 1, 1000000},
 };
 
 static int load_number(const struct limit *l, long long v)
@@ -990,4 +991,15 @@ Test(config, keepalive_settings)
     cr_expect(strstr(err.msg, "WS_PING_SEC") != NULL, "%s", err.msg);
     cr_expect_eq(load(ENV("WS_IDLE_SEC=7201"), NO_ARGS), -EINVAL);
     cr_expect_eq(load(ENV("WS_PING_SEC=abc"), NO_ARGS), -EINVAL);
+}
+
+Test(config, store_queue_max)
+{
+    cr_assert_eq(load(ENV("X=1"), NO_ARGS), 0, "%s", err.msg);
+    cr_expect_eq(cfg.store_queue_max, 4096);
+    cr_assert_eq(load(ENV("STORE_QUEUE_MAX=8"), NO_ARGS), 0, "%s", err.msg);
+    cr_expect_eq(cfg.store_queue_max, 8);
+    cr_expect_eq(load(ENV("STORE_QUEUE_MAX=0"), NO_ARGS), -EINVAL);
+    cr_expect(strstr(err.msg, "STORE_QUEUE_MAX") != NULL, "%s", err.msg);
+    cr_expect_eq(load(ENV("STORE_QUEUE_MAX=lots"), NO_ARGS), -EINVAL);
 }

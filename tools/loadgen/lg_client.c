@@ -40,6 +40,7 @@
 #define RECONNECT_MAX   5000000
 #define STORM_SPREAD_US 500000
 #define RATE_WAIT_US    5000000
+#define CHAT_RETRY_US   2000000 /* a chat refused `unavailable`: resent after 1-2 s */
 #define ROOM_POLL_US    50000
 #define TICK_US         100000
 #define CLOSE_GRACE_US  3000000
@@ -59,6 +60,7 @@ struct slot {
     int64_t sent_us;
     const char *text; /* borrowed from the recording */
     unsigned char busy;
+    unsigned char retry; /* refused `unavailable`: resend when c->retry fires */
 };
 
 struct loop;
@@ -89,6 +91,7 @@ struct conn {
     uint64_t next_n;
     unsigned inflight;
     ev_timer sul;                /* reconnect */
+    ev_timer retry;              /* resend the chats refused `unavailable` */
     ev_timer pace;               /* unthrottled --rate: the next send */
     int64_t pace_next_us;        /* unthrottled --rate: no send before this */
     int pace_armed;
@@ -366,11 +369,47 @@ static void resend_inflight(struct conn *c)
     for (uint64_t k = 0; k < LG_SLOTS; k++) {
         struct slot *s = &c->slots[k];
         if (s->busy) {
+            s->retry = 0;
             s->sent_us = now_us();
             if (chat_frame(c, s) == 0) {
                 c->L->res->chats_resent++;
             }
         }
+    }
+}
+
+/* The chats refused `unavailable` go again, with the same ids (a resend of
+ * one that was stored after all is answered as a duplicate). They keep
+ * their first send time: the ack latency is what the sender waited. Away
+ * from the room, the rejoin resends them (resend_inflight). */
+static void retry_fired(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    struct conn *c = lws_container_of(w, struct conn, retry);
+    if (c->st != CS_JOINED || c->slots == NULL) {
+        return;
+    }
+    for (uint64_t k = 0; k < LG_SLOTS; k++) {
+        struct slot *s = &c->slots[k];
+        if (s->busy && s->retry && chat_frame(c, s) == 0) {
+            s->retry = 0;
+            c->L->res->chats_resent++;
+        }
+    }
+}
+
+/* Chat n of c was refused `unavailable`: like the browser client, wait
+ * (here 1-2 s, jittered, so refused senders do not come back in step),
+ * then send it again. Its window slot stays taken meanwhile, so a refused
+ * sender slows down instead of offering more. */
+static void chat_refused(struct conn *c, struct slot *s)
+{
+    s->retry = 1;
+    c->L->res->chat_retries++;
+    if (!ev_is_active(&c->retry)) {
+        timer_arm(c->L, &c->retry, retry_fired,
+                  CHAT_RETRY_US / 2 + (int64_t)randombytes_uniform(CHAT_RETRY_US / 2 + 1));
     }
 }
 
@@ -666,6 +705,7 @@ static void on_ack(struct conn *c, json_t *m)
     struct slot *s = &c->slots[n % LG_SLOTS];
     lg_hist_record(&L->res->ack_us, (uint64_t)(now_us() - s->sent_us));
     s->busy = 0;
+    s->retry = 0;
     c->inflight--;
     L->res->acks++;
     if (c->room->ver != NULL && seq > 0) {
@@ -683,7 +723,17 @@ static void on_error(struct conn *c, json_t *m)
         k++;
     }
     uint64_t n;
-    if ((c->st == CS_JOINING || c->st == CS_OPEN) && k == LG_ERR_UNAVAILABLE) {
+    struct slot *s = NULL;
+    if (cmid_parse(L, json_string_value(json_object_get(m, "clientMsgId")), &n) == 0 &&
+        c->slots != NULL && c->slots[n % LG_SLOTS].busy && c->slots[n % LG_SLOTS].n == n) {
+        s = &c->slots[n % LG_SLOTS];
+    }
+    if (k == LG_ERR_UNAVAILABLE && s != NULL) {
+        /* counted apart, as it loses nothing */
+        chat_refused(c, s);
+        return;
+    }
+    if (k == LG_ERR_UNAVAILABLE && (c->st == CS_JOINING || c->st == CS_OPEN)) {
         /* hello or join refused for now: reconnect with backoff, as the
          * browser client does; counted apart, as it loses nothing */
         L->res->signin_retries++;
@@ -691,9 +741,8 @@ static void on_error(struct conn *c, json_t *m)
         return;
     }
     L->res->errors[k]++;
-    if (cmid_parse(L, json_string_value(json_object_get(m, "clientMsgId")), &n) == 0 &&
-        c->slots != NULL && c->slots[n % LG_SLOTS].busy && c->slots[n % LG_SLOTS].n == n) {
-        c->slots[n % LG_SLOTS].busy = 0;
+    if (s != NULL) {
+        s->busy = 0;
         c->inflight--;
         L->res->chat_errors++;
         refill(c);
@@ -1118,6 +1167,7 @@ static void timers_stop(struct loop *L)
         for (int k = 0; k < 2; k++) {
             ev_timer_stop(L->ev, &r->c[k].sul);
             ev_timer_stop(L->ev, &r->c[k].pace);
+            ev_timer_stop(L->ev, &r->c[k].retry);
         }
     }
 }

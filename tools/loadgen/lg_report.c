@@ -80,10 +80,12 @@ void lg_report_text(FILE *out, const struct lg_run_cfg *cfg, const struct lg_run
                   (unsigned long long)res->recovered, (unsigned long long)res->signin_retries);
     (void)fprintf(out,
                   "  chats: %llu sent, %llu resent, %llu acked (%.1f/s over %.1f s), %llu "
-                  "refused, %llu unanswered, %llu not sent (window/outbox full)\n",
+                  "answered `unavailable` (sent again later), %llu refused, %llu unanswered, "
+                  "%llu not sent (window/outbox full)\n",
                   (unsigned long long)res->chats_sent, (unsigned long long)res->chats_resent,
                   (unsigned long long)res->acks, per_s(res->acks, res->traffic_s), res->traffic_s,
-                  (unsigned long long)res->chat_errors, (unsigned long long)res->unanswered,
+                  (unsigned long long)res->chat_retries, (unsigned long long)res->chat_errors,
+                  (unsigned long long)res->unanswered,
                   (unsigned long long)res->skipped_full);
     (void)fprintf(out,
                   "  messages received: %llu (%.1f/s); typing %llu, end %llu, rate %llu/%llu\n",
@@ -226,6 +228,7 @@ static json_t *counts_json(const struct lg_run_result *res)
     J_INT(o, "recovered_by_since", res->recovered);
     J_INT(o, "recovery_truncated", res->truncated);
     J_INT(o, "signin_retries", res->signin_retries);
+    J_INT(o, "chat_retries", res->chat_retries);
     J_INT(o, "storm_dropped", res->storm_dropped);
     J_INT(o, "storm_back", res->storm_back);
     J_INT(o, "typing_sent", res->typing_sent);

@@ -78,6 +78,7 @@ struct lg_run_result {
     uint64_t recovered; /* messages received in joined.history after a rejoin (since) */
     uint64_t truncated; /* rejoins whose history was truncated (not paged) */
     uint64_t signin_retries; /* hello or join answered `unavailable`: reconnected later */
+    uint64_t chat_retries;   /* chats answered `unavailable`: sent again later */
     uint64_t storm_dropped;     /* storm: connections dropped */
     uint64_t storm_back;        /* storm: of those, joined again (with since) */
     uint64_t storm_recovery_us; /* storm: the drop -> the last of them joined again */

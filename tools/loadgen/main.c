@@ -93,8 +93,9 @@ static const char USAGE[] =
     "\n"
     "Exit status: 0 passed; 1 the run failed (loss, duplicates, reordering,\n"
     "unanswered chats, unexpected error frames, rooms that never started,\n"
-    "storm connections that never came back); `unavailable` at hello or join\n"
-    "is retried with backoff, as the browser does, and counted apart;\n"
+    "storm connections that never came back); `unavailable` is retried, as\n"
+    "the browser does, and counted apart: at hello or join by reconnecting\n"
+    "with backoff, for a chat by sending it again after 1-2 s;\n"
     "2 bad usage or setup error.\n";
 
 struct opts {
