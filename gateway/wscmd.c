@@ -88,6 +88,10 @@ static void chat_done(struct store_req *req)
     struct gw_wctx *w = req->arg;
     struct store_chat *ch = &req->u.chat;
     if (req->rc != 0) {
+        if (strcmp(gw__store_error_code(req->rc), "internal") == 0) {
+            gw_log(GW_LOG_WARN, "chat.not_stored", "room=%s rc=%d err=%s", w->room->room_id,
+                   req->rc, req->err.msg);
+        }
         struct gw_conn *c = gw_conn_find(w->srv, w->join.conn_id);
         if (c != NULL) {
             gw_conn_error(c, gw__store_error_code(req->rc),

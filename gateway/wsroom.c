@@ -210,7 +210,10 @@ static void apply_session(struct gw_server *srv, struct gw_room *g, const struct
         sj->at_unix_ms = fx->kind == ROOM_FX_SESSION_START ? fx->started_unix_ms : fx->at_unix_ms;
         sj->duration_minutes = fx->duration_min;
     }
-    gw__submit(join != NULL ? gw_conn_find(srv, join->conn_id) : NULL, req, w);
+    if (gw__submit(join != NULL ? gw_conn_find(srv, join->conn_id) : NULL, req, w) != 0) {
+        /* refused (the store is full): the next join asks for the row again */
+        room_on_session_failed(g->core, fx->user.role);
+    }
 }
 
 /* Execute fx in order. join: the join these effects belong to, if any. */
@@ -310,6 +313,11 @@ static void do_join(struct gw_conn *c, struct gw_room *g, const struct gw_join *
     }
     bool wait_session = has_session_fx(&fx);
     gw__apply_fx(c->srv, g, &fx, j);
+    if (wait_session && !room_has_session(g->core, room_conn_role(g->core, &c->rc))) {
+        /* the Session row was refused at once (c heard `unavailable`) */
+        abort_join(c, g);
+        return;
+    }
     if (room_state(g->core) == ROOM_STATE_RUNNING && !gw_node_clock_mine(g)) {
         gw_node_kick(c->srv); /* members here: this node may take the clock at once */
     }
@@ -338,6 +346,10 @@ static void session_done(struct store_req *req)
         }
     } else {
         gw_log(GW_LOG_WARN, "room.session_row_failed", "room=%s rc=%d", g->room_id, req->rc);
+        const struct room_member_info *coach = room_participant(g->core, ROOM_ROLE_COACH);
+        bool is_coach = coach != NULL && strcmp(coach->id, req->u.join.user_id) == 0;
+        /* the participant's next join asks for the row again */
+        room_on_session_failed(g->core, is_coach ? ROOM_ROLE_COACH : ROOM_ROLE_CLIENT);
     }
     if (w->join.conn_id != 0) {
         struct gw_conn *c = gw_conn_find(w->srv, w->join.conn_id);

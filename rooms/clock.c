@@ -60,6 +60,19 @@ void room__participant_arrives(struct room *r, enum room_role role,
     e->duration_min = r->duration_min;
 }
 
+void room_on_session_failed(struct room *r, enum room_role role)
+{
+    if (r != NULL && (role == ROOM_ROLE_COACH || role == ROOM_ROLE_CLIENT)) {
+        r->has_session[role == ROOM_ROLE_COACH ? ROOM__COACH : ROOM__CLIENT] = false;
+    }
+}
+
+bool room_has_session(const struct room *r, enum room_role role)
+{
+    return r != NULL && (role == ROOM_ROLE_COACH || role == ROOM_ROLE_CLIENT) &&
+           r->has_session[role == ROOM_ROLE_COACH ? ROOM__COACH : ROOM__CLIENT];
+}
+
 /* The idle deadline, or ROOM_NO_DEADLINE while a participant is connected
  * (on any node) or the rule is off. */
 static int64_t idle_deadline(const struct room *r)

@@ -370,6 +370,16 @@ struct room_join_in {
 int room_on_join(struct room *r, struct room_conn *c, const struct room_join_in *in, int64_t now_ms,
                  struct room_fx_list *fx);
 
+/* The Session row that SESSION_START or SESSION_JOIN asked for, for the
+ * participant of role, could not be written (the store refused or failed
+ * it): the room forgets it, so that the participant's next join (or media
+ * join) asks for it again with SESSION_JOIN. The session's start, endsAt
+ * and state stay. Observers have no row: nothing happens. */
+void room_on_session_failed(struct room *r, enum room_role role);
+
+/* The participant of role has a Session row, or one asked for. */
+bool room_has_session(const struct room *r, enum room_role role);
+
 /* c leaves r (`leave`). ROOM_E_NOT_MEMBER if c is not in r; ROOM_E_NOSPACE
  * without 1 free slot. Appends PRESENCE leave to the remaining member
  * connections when c was its user's last connection. When the last

@@ -16,7 +16,9 @@
  *     never goes backwards along a room's seqs);
  *     look the batch's (appointment, user, clientMsgId) keys up in
  *     coach_message (after the locks: a new snapshot that sees every
- *     message committed before them).
+ *     message committed before them);
+ *     find the requests without a sessionId whose sender has no Session
+ *     row: they fail alone (STORE_E_STATE) instead of failing the batch.
  *  2. Here, in C: a key found in the database is a duplicate and completes
  *     with the original seq, id and time; a key seen earlier in the same
  *     batch completes like that earlier request; every other request gets
@@ -141,6 +143,7 @@ struct batch {
     uint16_t room_slots[HASH_SLOTS]; /* hash of rooms: index + 1, 0 = free */
     size_t n_rooms;
     int64_t now_ms;            /* createdAt of the batch's new messages */
+    unsigned char no_session[BATCH_MAX]; /* per request: no Session row to write to */
     uint16_t fresh[BATCH_MAX]; /* indexes of the requests that store a message */
     size_t n_fresh;
     int64_t started_us;
@@ -217,6 +220,9 @@ static void assign(struct batch *b)
             copy_outputs(ch, &b->reqs[slots[h] - 1]->u.chat);
             continue;
         }
+        if (!ch->duplicate && b->no_session[i]) {
+            continue; /* fails alone (run_batch); a later copy fails the same way */
+        }
         slots[h] = (uint16_t)(i + 1);
         if (ch->duplicate) {
             continue;
@@ -245,7 +251,7 @@ static int field_array(struct store__param *out, const struct batch *b, const ui
     return store__text_array(out, v, lens, n);
 }
 
-enum { P_BEGIN, P_ROOMS, P_LOCK, P_NOW, P_DEDUPE, P_N };
+enum { P_BEGIN, P_ROOMS, P_LOCK, P_NOW, P_DEDUPE, P_NO_SESSION, P_N };
 
 /* Read the locked rooms' last_seq, the clock and the stored duplicates. */
 static int read_phase1(struct batch *b, PGresult **res, struct store_err *err)
@@ -276,6 +282,15 @@ static int read_phase1(struct batch *b, PGresult **res, struct store_err *err)
         ch->created_unix_ms = store__ops_i64(dup, row, 3);
         ch->duplicate = 1;
     }
+    const PGresult *nos = res[P_NO_SESSION];
+    for (int row = 0; row < PQntuples(nos); row++) {
+        int64_t i = store__ops_i64(nos, row, 0);
+        if (i < 1 || (size_t)i > b->n) {
+            store__err_set(err, STORE_E_QUERY, "chat: unexpected session row");
+            return STORE_E_QUERY;
+        }
+        b->no_session[i - 1] = 1;
+    }
     return 0;
 }
 
@@ -283,7 +298,7 @@ static int read_phase1(struct batch *b, PGresult **res, struct store_err *err)
  * the duplicates. On failure the transaction may be left open. */
 static int phase1(PGconn *c, struct batch *b, struct store_err *err)
 {
-    struct store__param ps[4] = {{0}};
+    struct store__param ps[5] = {{0}};
     size_t lens[BATCH_MAX] = {0};
     for (size_t k = 0; k < b->n_rooms; k++) {
         lens[k] = strlen(b->rooms[k]);
@@ -291,8 +306,9 @@ static int phase1(PGconn *c, struct batch *b, struct store_err *err)
     if (store__text_array(&ps[0], b->rooms, lens, b->n_rooms) != 0 ||
         field_array(&ps[1], b, NULL, b->n, offsetof(struct store_chat, appointment_id)) != 0 ||
         field_array(&ps[2], b, NULL, b->n, offsetof(struct store_chat, user_id)) != 0 ||
-        field_array(&ps[3], b, NULL, b->n, offsetof(struct store_chat, client_msg_id)) != 0) {
-        params_free(ps, 4);
+        field_array(&ps[3], b, NULL, b->n, offsetof(struct store_chat, client_msg_id)) != 0 ||
+        field_array(&ps[4], b, NULL, b->n, offsetof(struct store_chat, session_id)) != 0) {
+        params_free(ps, 5);
         store__err_set(err, -ENOMEM, "chat: out of memory");
         return -ENOMEM;
     }
@@ -301,18 +317,21 @@ static int phase1(PGconn *c, struct batch *b, struct store_err *err)
     const int rooms_l[] = {ps[0].len};
     const char *keys_v[] = {ps[1].data, ps[2].data, ps[3].data};
     const int keys_l[] = {ps[1].len, ps[2].len, ps[3].len};
+    const char *sess_v[] = {ps[1].data, ps[2].data, ps[4].data};
+    const int sess_l[] = {ps[1].len, ps[2].len, ps[4].len};
     const struct store__ops_stmt stmts[P_N] = {
         [P_BEGIN] = {STORE_Q_BEGIN, 0, NULL, NULL, NULL},
         [P_ROOMS] = {STORE_Q_CHAT_ROOMS, 1, rooms_v, rooms_l, fmts},
         [P_LOCK] = {STORE_Q_CHAT_LOCK, 1, rooms_v, rooms_l, fmts},
         [P_NOW] = {STORE_Q_CHAT_NOW, 0, NULL, NULL, NULL},
         [P_DEDUPE] = {STORE_Q_CHAT_DEDUPE, 3, keys_v, keys_l, fmts},
+        [P_NO_SESSION] = {STORE_Q_CHAT_NO_SESSION, 3, sess_v, sess_l, fmts},
     };
     PGresult *res[P_N];
     size_t bad = store__ops_pipeline(c, stmts, P_N, res);
     int rc = bad < P_N ? store__ops_fail(c, res[bad], "chat", err) : read_phase1(b, res, err);
     store__ops_clear(res, P_N);
-    params_free(ps, 4);
+    params_free(ps, 5);
     return rc;
 }
 
@@ -460,7 +479,13 @@ static int run_batch(PGconn *c, struct store_req **reqs, size_t n, struct store_
     }
     int64_t took_us = mono_us() - b.started_us;
     for (size_t i = 0; i < n; i++) {
-        reqs[i]->u.chat.commit_us = took_us;
+        struct store_chat *ch = &reqs[i]->u.chat;
+        if (b.no_session[i] && !ch->duplicate) { /* not stored (assign) */
+            reqs[i]->rc = STORE_E_STATE;
+            store__err_set(&reqs[i]->err, STORE_E_STATE, "chat: the sender has no Session row");
+            continue;
+        }
+        ch->commit_us = took_us;
         reqs[i]->rc = 0;
     }
     return 0;

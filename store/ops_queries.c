@@ -200,6 +200,15 @@ static const char chat_dedupe_sql[] = "SELECT k.i, cm.seq, cm.message_id, " OPS_
                        "k.c"
                        " JOIN \"Message\" m ON m.id = cm.message_id";
 
+/* $1, $2, $3 appointment, user and sessionId of each request (text[]).
+ * -> 1-based index of each request without a sessionId whose sender has
+ * no Session row of the appointment: it cannot be stored, and must not
+ * fail its whole batch (the sessionId is NOT NULL). */
+static const char chat_no_session_sql[] =
+    "SELECT k.i FROM unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS k(a, u, s, i)"
+    " WHERE k.s = '' AND NOT EXISTS (SELECT 1 FROM \"Session\" s"
+    "  WHERE s.\"appointmentId\" = k.a AND s.\"userId\" = k.u)";
+
 /* One array element per new message: $1 id, $2 sessionId ("": the
  * sender's Session row of that appointment, looked up here: a chat may be
  * queued right behind the request that creates that row), $3 userId,
@@ -507,6 +516,7 @@ static const char *const queries[STORE_Q_N] = {
     [STORE_Q_CHAT_LOCK] = chat_lock_sql,
     [STORE_Q_CHAT_NOW] = chat_now_sql,
     [STORE_Q_CHAT_DEDUPE] = chat_dedupe_sql,
+    [STORE_Q_CHAT_NO_SESSION] = chat_no_session_sql,
     [STORE_Q_CHAT_INSERT] = chat_insert_sql,
     [STORE_Q_WARNING] = warning_sql,
     [STORE_Q_END_LOCK] = end_lock_sql,

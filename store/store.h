@@ -193,8 +193,10 @@ struct store_session_join {
  * insert the "Message" row and its seq. A duplicate completes with
  * duplicate = 1 and the original seq, id and time. An empty session_id
  * means the sender's Session row of the appointment. Errors: -EINVAL (an
- * observer, no text, an empty id), STORE_E_QUERY when this chat's own row
- * is refused (only this chat fails; the rest of the batch commits). */
+ * observer, no text, an empty id), STORE_E_STATE when session_id is empty
+ * and the sender has no Session row of the appointment, STORE_E_QUERY when
+ * this chat's own row is refused; either way only this chat fails, the
+ * rest of the batch commits. */
 struct store_chat {
     char appointment_id[STORE_ID_MAX + 1];  /* in */
     char session_id[STORE_ID_MAX + 1];      /* in: the sender's Session row */

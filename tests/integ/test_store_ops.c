@@ -693,6 +693,42 @@ Test(store_ops, one_bad_chat_fails_alone)
     free_all(b, 5);
 }
 
+Test(store_ops, a_sender_without_a_session_row_fails_alone)
+{
+    struct two_rooms s;
+    join_two_rooms(&s);
+    /* No sessionId given: the sender's row is looked up. uadmin has none
+     * in appt1. Only its chats fail, with STORE_E_STATE, in the batch's
+     * one transaction (a whole batch failing and rerun one by one would
+     * answer STORE_E_QUERY, 23502). */
+    struct store_req *b[] = {
+        chat("appt1", "", "ucoach", "s1", "looked up"),
+        chat("appt1", "", "uadmin", "s2", "no row"),
+        chat("appt1", s.client1, "uclient", "s3", "given"),
+        chat("appt1", "", "uadmin", "s2", "no row, again"),
+    };
+    b[1]->u.chat.role = STORE_ROLE_CLIENT;
+    b[3]->u.chat.role = STORE_ROLE_CLIENT;
+    store__op_chat_batch(conn, b, 4);
+    expect_chat(b[0], 1, 0);
+    expect_chat(b[2], 2, 0);
+    for (size_t i = 1; i < 4; i += 2) {
+        cr_expect_eq(b[i]->rc, STORE_E_STATE, "chat %zu: %d %s", i, b[i]->rc, b[i]->err.msg);
+        cr_expect_eq(b[i]->u.chat.seq, 0);
+        cr_expect_eq(b[i]->u.chat.message_id[0], '\0');
+        cr_expect_not_null(strstr(b[i]->err.msg, "no Session row"), "%s", b[i]->err.msg);
+    }
+    cr_expect_eq(PQtransactionStatus(conn), PQTRANS_IDLE);
+    char q[256];
+    (void)snprintf(q, sizeof q,
+                   "SELECT string_agg(\"sessionId\" || ':' || content, ',' ORDER BY content)"
+                   " FROM \"Message\"");
+    char want[256];
+    (void)snprintf(want, sizeof want, "%s:given,%s:looked up", s.client1, s.coach1);
+    expect_value(q, want);
+    free_all(b, 4);
+}
+
 Test(store_ops, a_failed_batch_leaves_nothing)
 {
     struct two_rooms s;

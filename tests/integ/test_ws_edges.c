@@ -131,6 +131,75 @@ Test(edges, chat_is_unavailable_while_postgres_is_down_then_works, .timeout = 12
     pgserver_destroy(&pg);
 }
 
+/* A participant whose Session row could not be written (PostgreSQL down
+ * at its join) is not left joined without one: the join is refused, and
+ * the next join writes the row, so its chats are stored. */
+Test(edges, a_session_row_refused_at_join_is_written_at_the_next_join, .timeout = 120)
+{
+    cr_assert(sodium_init() >= 0);
+    struct pgserver pg = {0};
+    cr_assert_eq(pgserver_start(&pg), 0);
+    char db[512], env_db[600];
+    cr_assert_eq(pgtest_db_on(pg.conninfo, "coach", db, sizeof(db)), 0);
+    snprintf(env_db, sizeof(env_db), "DATABASE_URL=%s", db);
+    const char *env[] = {env_db, "JWT_SECRET=" SECRET, "STORE_TIMEOUT_MS=1000", NULL};
+    struct gwproc gp = {0};
+    cr_assert_eq(gwproc_start(&gp, env, NULL), 0);
+    cr_assert_eq(pgtest_exec(db, seed_sql), 0);
+
+    struct wsc *coach = login(gp.port, 0, NULL, COACH, time(NULL) + 3600);
+    wsc_send_json(coach, "{\"type\":\"join\",\"room\":\"room-1\"}");
+    json_decref(wsc_expect(coach, "joined", WAIT));
+    struct wsc *client = login(gp.port, 0, NULL, CLIENT, time(NULL) + 3600);
+
+    cr_assert_eq(pgserver_stop(&pg), 0);
+    wsc_send_json(client, "{\"type\":\"join\",\"room\":\"room-1\",\"id\":\"j1\"}");
+    json_t *e = wsc_expect(client, "error", WAIT);
+    cr_assert_not_null(e, "the join is refused");
+    cr_expect_str_eq(json_string_value(json_object_get(e, "code")), "unavailable");
+    cr_expect_str_eq(json_string_value(json_object_get(e, "id")), "j1");
+    json_decref(e);
+
+    cr_assert_eq(pgserver_start(&pg), 0);
+    json_t *joined = NULL;
+    for (long long dl = mono_ms() + 20000; joined == NULL && mono_ms() < dl;) {
+        wsc_send_json(client, "{\"type\":\"join\",\"room\":\"room-1\",\"id\":\"j2\"}");
+        char *f = wsc_recv(client, WAIT, NULL);
+        cr_assert_not_null(f, "a reply to the join");
+        json_t *o = json_loads(f, 0, NULL);
+        free(f);
+        const char *type = json_string_value(json_object_get(o, "type"));
+        if (strcmp(type, "joined") == 0) {
+            joined = o;
+        } else {
+            cr_expect_str_eq(type, "error", "%s", type);
+            json_decref(o);
+            nanosleep(&(struct timespec){.tv_nsec = 200 * 1000 * 1000}, NULL);
+        }
+    }
+    cr_assert_not_null(joined, "joined once the database is back");
+    const char *sid =
+        json_string_value(json_object_get(json_object_get(joined, "session"), "id"));
+    cr_assert_not_null(sid, "the client's Session row exists");
+    char want[128];
+    snprintf(want, sizeof(want), "%s", sid);
+    json_decref(joined);
+
+    json_t *ack = send_chat(client, "after", "ack");
+    json_decref(ack);
+    char *row = pgtest_query_value(db, "SELECT \"sessionId\" FROM \"Message\"");
+    cr_expect_str_eq(row, want, "the chat is stored under the client's Session row");
+    free(row);
+    char *n = pgtest_query_value(db, "SELECT count(*) FROM \"Session\" WHERE \"userId\" = '" CLIENT "'");
+    cr_expect_str_eq(n, "1");
+    free(n);
+    wsc_close(client, 1000);
+    wsc_close(coach, 1000);
+    cr_expect_eq(gwproc_stop(&gp, SIGTERM), 0);
+    unlink(gp.log_path);
+    pgserver_destroy(&pg);
+}
+
 static int make_cert(char *dir, size_t cap)
 {
     snprintf(dir, cap, "/tmp/coach-tls-XXXXXX");

@@ -504,3 +504,43 @@ Test(room_join, long_display_name_cut_at_character)
     cr_assert_eq(memcmp(kept, name, ROOM_NAME_MAX - 1), 0);
     room_free(r);
 }
+
+Test(room_join, a_failed_session_row_is_asked_for_again)
+{
+    struct room *r = room_default();
+    struct room_conn a, b;
+    room_conn_init(&a, 1, NULL, T0);
+    room_conn_init(&b, 2, NULL, T0);
+    struct room_fx_list fx = {.len = 0};
+    cr_assert_eq(join(r, &a, CLIENT, false, T0 + 1000, &fx), 0);
+    cr_assert_eq(fx.v[0].kind, ROOM_FX_SESSION_START);
+    cr_assert(room_has_session(r, ROOM_ROLE_CLIENT));
+    cr_assert_not(room_has_session(r, ROOM_ROLE_COACH));
+
+    /* the row was refused: the session stays started, the row is asked
+     * for again at the participant's next join */
+    room_on_session_failed(r, ROOM_ROLE_CLIENT);
+    cr_assert_not(room_has_session(r, ROOM_ROLE_CLIENT));
+    cr_assert_eq(room_state(r), ROOM_STATE_RUNNING);
+    cr_assert_eq(room_started_unix_ms(r), T0 + 1000);
+    fx.len = 0;
+    cr_assert_eq(room_on_leave(r, &a, T0 + 2000, &fx), 0);
+    fx.len = 0;
+    cr_assert_eq(join(r, &a, CLIENT, false, T0 + 3000, &fx), 0);
+    cr_assert_eq(fx.v[0].kind, ROOM_FX_SESSION_JOIN);
+    cr_assert_str_eq(fx.v[0].user.id, CLIENT);
+    cr_assert_eq(fx.v[0].started_unix_ms, T0 + 1000);
+    cr_assert(room_has_session(r, ROOM_ROLE_CLIENT));
+
+    /* and the next one does not ask again */
+    fx.len = 0;
+    cr_assert_eq(join(r, &b, CLIENT, false, T0 + 4000, &fx), 0);
+    for (size_t i = 0; i < fx.len; i++) {
+        cr_assert_neq(fx.v[i].kind, ROOM_FX_SESSION_JOIN);
+    }
+    /* observers have no row */
+    room_on_session_failed(r, ROOM_ROLE_OBSERVER);
+    cr_assert_not(room_has_session(r, ROOM_ROLE_OBSERVER));
+    cr_assert(room_has_session(r, ROOM_ROLE_CLIENT));
+    room_free(r);
+}
