@@ -4,25 +4,41 @@
 #include "frame.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+/* Most frames (acks, chat messages, presence) fit here: serialized once,
+ * then copied, instead of serialized twice (once to learn the size). */
+#define FRAME_GUESS 2048
+
+static struct gw_frame *frame_alloc(size_t len)
+{
+    struct gw_frame *f = malloc(sizeof(*f) + LWS_PRE + len);
+    if (f != NULL) {
+        f->refs = 1;
+        f->len = len;
+    }
+    return f;
+}
+
 struct gw_frame *gw_frame_from_json(const json_t *obj)
 {
-    size_t len = json_dumpb(obj, NULL, 0, JSON_COMPACT);
+    char guess[FRAME_GUESS];
+    size_t len = json_dumpb(obj, guess, sizeof(guess), JSON_COMPACT);
     if (len == 0) {
         return NULL;
     }
-    struct gw_frame *f = malloc(sizeof(*f) + LWS_PRE + len);
+    struct gw_frame *f = frame_alloc(len);
     if (f == NULL) {
         return NULL;
     }
-    if (json_dumpb(obj, (char *)f->buf + LWS_PRE, len, JSON_COMPACT) != len) {
+    if (len <= sizeof(guess)) {
+        memcpy(f->buf + LWS_PRE, guess, len);
+    } else if (json_dumpb(obj, (char *)f->buf + LWS_PRE, len, JSON_COMPACT) != len) {
         free(f);
         return NULL;
     }
-    f->refs = 1;
-    f->len = len;
     return f;
 }
 
@@ -94,6 +110,31 @@ int gw_outbox_push(struct gw_outbox *o, struct gw_frame *f)
 struct gw_frame *gw_outbox_peek(const struct gw_outbox *o)
 {
     return o->len > 0 ? o->slot[o->head] : NULL;
+}
+
+struct gw_frame *gw_outbox_at(const struct gw_outbox *o, size_t i)
+{
+    return i < o->len ? o->slot[(o->head + i) % o->cap] : NULL;
+}
+
+size_t gw_ws_text_header(unsigned char out[GW_WS_HEADER_MAX], size_t len)
+{
+    out[0] = 0x81; /* FIN, text */
+    if (len < 126) {
+        out[1] = (unsigned char)len;
+        return 2;
+    }
+    if (len <= 0xffff) {
+        out[1] = 126;
+        out[2] = (unsigned char)(len >> 8);
+        out[3] = (unsigned char)len;
+        return 4;
+    }
+    out[1] = 127;
+    for (int i = 0; i < 8; i++) {
+        out[2 + i] = (unsigned char)((uint64_t)len >> (56 - 8 * i));
+    }
+    return 10;
 }
 
 void gw_outbox_pop(struct gw_outbox *o)

@@ -54,5 +54,14 @@ int gw_outbox_push(struct gw_outbox *o, struct gw_frame *f);
 struct gw_frame *gw_outbox_peek(const struct gw_outbox *o);
 /* Drop the oldest frame. */
 void gw_outbox_pop(struct gw_outbox *o);
+/* The i-th oldest frame (borrowed), or NULL when fewer are queued. */
+struct gw_frame *gw_outbox_at(const struct gw_outbox *o, size_t i);
+
+#define GW_WS_HEADER_MAX 10
+
+/* Write the header of an unmasked, final WebSocket text frame of len
+ * payload bytes (RFC 6455 5.2: what a server sends) into out; returns its
+ * size (2, 4 or 10). */
+size_t gw_ws_text_header(unsigned char out[GW_WS_HEADER_MAX], size_t len);
 
 #endif

@@ -53,6 +53,7 @@ struct gw_http_header {
 /* Counters for /metrics. Loop thread only. */
 struct gw_stats {
     uint64_t conns_total, frames_in, frames_out, msgs_in, msgs_out, bytes_out;
+    uint64_t ws_writes; /* WebSocket writes: several frames queued together go in one */
     uint64_t errors[16];       /* by protocol error code, see gw_error_index() */
     uint64_t closes_slow;      /* 4008 */
     uint64_t persist_hist[16]; /* commit latency buckets, see metrics.c */
@@ -61,6 +62,10 @@ struct gw_stats {
     uint64_t maint_runs, maint_skipped, maint_failed; /* cleanup runs (maint.c) */
     uint64_t maint_deleted[3]; /* rows deleted: user sessions, auth codes, LiveKit event ids */
 };
+
+/* Frames queued on a connection go out together, up to this many bytes in
+ * one write (ws.c: on_writeable). */
+#define GW_WRITE_BATCH 16384
 
 struct gw_server {
     const struct gw_config *cfg; /* borrowed from main */
@@ -71,6 +76,7 @@ struct gw_server {
     size_t n_conns; /* authenticated or not */
     struct room_cfg room_cfg;
     struct gw_stats stats;
+    unsigned char *wbuf;         /* owned: LWS_PRE + GW_WRITE_BATCH, ws.c's batched writes */
     struct lws_context *ctx;     /* owned */
     struct ev_loop *loop;        /* owned: the libev loop lws runs on (server.c) */
     struct lws_vhost *vhost;     /* owned by ctx */

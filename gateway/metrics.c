@@ -115,6 +115,8 @@ char *gw_metrics_render(const struct gw_server *srv, size_t *len)
     gauge(&b, "coach_rooms", "Rooms loaded in memory.", gw_map_count(srv->rooms));
     counter(&b, "coach_frames_in_total", "Text frames received.", st->frames_in);
     counter(&b, "coach_frames_out_total", "Frames written.", st->frames_out);
+    counter(&b, "coach_ws_writes_total", "WebSocket writes (frames queued together share one).",
+            st->ws_writes);
     counter(&b, "coach_bytes_out_total", "Payload bytes written.", st->bytes_out);
     counter(&b, "coach_messages_in_total", "Chat frames received.", st->msgs_in);
     counter(&b, "coach_messages_out_total", "Chat messages delivered to connections.",

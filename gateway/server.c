@@ -44,9 +44,14 @@
  * per held connection. */
 #define WS_RX_CHUNK 1024
 
+/* The most lws 4.1 hands the socket in one send (its default is the
+ * receive buffer's size: a 1.5 KiB `joined` would go out in two sends and
+ * a copy). Only a limit: nothing is allocated per connection. */
+#define WS_TX_PACKET (GW_WRITE_BATCH + LWS_PRE)
+
 static const struct lws_protocols protocols[] = {
     {"http", gw_http_callback, sizeof(struct gw_http), 0, 0, NULL, 0},
-    {"coachroom.v1", gw_ws_callback, sizeof(struct gw_conn), WS_RX_CHUNK, 0, NULL, 0},
+    {"coachroom.v1", gw_ws_callback, sizeof(struct gw_conn), WS_RX_CHUNK, 0, NULL, WS_TX_PACKET},
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
@@ -264,6 +269,7 @@ int gw_server_new(const struct gw_config *cfg, struct gw_server **out, struct gw
         return gw_err_set(err, -ENOMEM, "out of memory");
     }
     srv->cfg = cfg;
+    srv->wbuf = malloc(LWS_PRE + GW_WRITE_BATCH);
     srv->conns_by_id = gw_map_new(1 << 16);
     srv->rooms = gw_map_new(1 << 14);
     srv->user_conns = gw_map_new(1 << 16);
@@ -273,7 +279,7 @@ int gw_server_new(const struct gw_config *cfg, struct gw_server **out, struct gw
     srv->room_cfg.n_warnings = cfg->n_timer_warnings;
     memcpy(srv->room_cfg.warnings_sec, cfg->timer_warnings_sec,
            sizeof(int) * cfg->n_timer_warnings);
-    rc = srv->conns_by_id && srv->rooms && srv->user_conns
+    rc = srv->conns_by_id && srv->rooms && srv->user_conns && srv->wbuf
              ? gw_static_open(cfg->web_root, &srv->web, err)
              : gw_err_set(err, -ENOMEM, "out of memory");
     if (rc == 0) {
@@ -430,5 +436,6 @@ void gw_server_free(struct gw_server *srv)
     gw_map_free(srv->conns_by_id);
     gw_map_free(srv->user_conns);
     gw_static_free(srv->web);
+    free(srv->wbuf);
     free(srv);
 }

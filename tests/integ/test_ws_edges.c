@@ -275,6 +275,14 @@ Test(edges, expired_token_closes_with_4001_and_metrics_count, .timeout = 60)
               "the garbage frame counted");
     cr_expect(strstr(body, "coach_persist_seconds_count 1\n") != NULL, "one commit observed");
     cr_expect(strstr(body, "coach_rooms 1\n") != NULL);
+    /* the chat's ack and message were queued together: one write */
+    unsigned long long frames = 0, writes = 0;
+    const char *fo = strstr(body, "\ncoach_frames_out_total ");
+    const char *wr = strstr(body, "\ncoach_ws_writes_total ");
+    cr_assert(fo != NULL && wr != NULL, "%s", body);
+    cr_assert_eq(sscanf(fo, "\ncoach_frames_out_total %llu", &frames), 1);
+    cr_assert_eq(sscanf(wr, "\ncoach_ws_writes_total %llu", &writes), 1);
+    cr_expect(writes > 0 && writes < frames, "writes %llu, frames %llu", writes, frames);
     free(body);
     cr_expect_eq(gwproc_stop(&gp, SIGTERM), 0);
     unlink(gp.log_path);

@@ -135,3 +135,63 @@ Test(outbox, grows_in_order_while_wrapped_and_gives_memory_back)
         gw_frame_unref(f[i]);
     }
 }
+
+Test(outbox, at_walks_a_wrapped_ring_in_order)
+{
+    struct gw_frame *f[10];
+    char text[8];
+    for (int i = 0; i < 10; i++) {
+        snprintf(text, sizeof(text), "m%d", i);
+        f[i] = frame_of(text);
+    }
+    struct gw_outbox o;
+    gw_outbox_init(&o, 1u << 20);
+    for (int i = 0; i < 6; i++) {
+        cr_assert_eq(gw_outbox_push(&o, f[i]), 0);
+    }
+    for (int i = 0; i < 5; i++) {
+        gw_outbox_pop(&o);
+    }
+    for (int i = 6; i < 10; i++) { /* wraps around the 8 slots */
+        cr_assert_eq(gw_outbox_push(&o, f[i]), 0);
+    }
+    for (size_t i = 0; i < 5; i++) {
+        cr_expect_eq(gw_outbox_at(&o, i), f[5 + i], "frame %zu", i);
+    }
+    cr_expect_null(gw_outbox_at(&o, 5));
+    gw_outbox_fini(&o);
+    cr_expect_null(gw_outbox_at(&o, 0));
+    for (int i = 0; i < 10; i++) {
+        gw_frame_unref(f[i]);
+    }
+}
+
+/* RFC 6455 5.2: 7-bit, 16-bit and 64-bit payload lengths, network order. */
+Test(outbox, websocket_text_headers)
+{
+    unsigned char h[GW_WS_HEADER_MAX];
+    cr_expect_eq(gw_ws_text_header(h, 0), 2);
+    cr_expect(h[0] == 0x81 && h[1] == 0);
+    cr_expect_eq(gw_ws_text_header(h, 125), 2);
+    cr_expect_eq(h[1], 125);
+    cr_expect_eq(gw_ws_text_header(h, 126), 4);
+    cr_expect(h[0] == 0x81 && h[1] == 126 && h[2] == 0 && h[3] == 126);
+    cr_expect_eq(gw_ws_text_header(h, 65535), 4);
+    cr_expect(h[2] == 0xff && h[3] == 0xff);
+    cr_expect_eq(gw_ws_text_header(h, 65536), 10);
+    static const unsigned char want[] = {0x81, 127, 0, 0, 0, 0, 0, 1, 0, 0};
+    cr_expect(memcmp(h, want, sizeof(want)) == 0);
+}
+
+/* A frame longer than the first serialization attempt is still whole. */
+Test(outbox, a_long_frame_is_serialized_whole)
+{
+    char text[5000];
+    memset(text, 'x', sizeof(text) - 1);
+    text[sizeof(text) - 1] = '\0';
+    struct gw_frame *f = frame_of(text);
+    cr_expect_eq(f->len, strlen(text) + strlen("{\"t\":\"\"}"));
+    cr_expect(memcmp(gw_frame_payload(f), "{\"t\":\"xxx", 9) == 0);
+    cr_expect(memcmp(gw_frame_payload(f) + f->len - 5, "xxx\"}", 5) == 0);
+    gw_frame_unref(f);
+}
