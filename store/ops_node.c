@@ -87,17 +87,6 @@ static const char leave_sql[] =
     " FROM (SELECT DISTINCT appointment_id FROM gone) g"
     " JOIN \"Appointment\" a ON a.id = g.appointment_id";
 
-static const char presence_set_sql[] =
-    "WITH up AS ("
-    " INSERT INTO coach_presence (appointment_id, node_id, user_id, display_name, role)"
-    " SELECT $1, $2, $3, $4, $5 WHERE $6::bool"
-    " ON CONFLICT (appointment_id, node_id, user_id) DO UPDATE"
-    " SET display_name = EXCLUDED.display_name, role = EXCLUDED.role RETURNING 1),"
-    " del AS ("
-    " DELETE FROM coach_presence WHERE NOT $6::bool"
-    " AND appointment_id = $1 AND node_id = $2 AND user_id = $3 RETURNING 1)"
-    " SELECT pg_notify('" STORE_NOTIFY_CHANNEL "', $7 || ' p')";
-
 static const char presence_get_sql[] =
     "SELECT p.user_id, min(p.display_name), min(p.role), count(*)::int4"
     " FROM coach_presence p JOIN coach_node n ON n.node_id = p.node_id"
@@ -328,6 +317,32 @@ void store__op_node_leave(PGconn *c, struct store_req *req)
 
 /* ---- presence ------------------------------------------------------------------------------ */
 
+/* The presence row written (or deleted) with its notification, committed
+ * without waiting for the WAL flush: presence is momentary state, written
+ * on every join and leave (a reconnect storm is thousands of them), and a
+ * flush each would hold the room's store connection for a disk write. A
+ * database crash may lose the last fraction of a second of them; the
+ * next join or leave of those users writes their rows again. */
+static int presence_write(PGconn *c, const char *const *vals, struct store_err *err)
+{
+    enum { P_BEGIN, P_ASYNC, P_SET, P_COMMIT, P_N };
+    const struct store__ops_stmt stmts[P_N] = {
+        [P_BEGIN] = {STORE_Q_BEGIN, 0, NULL, NULL, NULL},
+        [P_ASYNC] = {STORE_Q_ASYNC_COMMIT, 0, NULL, NULL, NULL},
+        [P_SET] = {STORE_Q_PRESENCE_SET, 7, vals, NULL, NULL},
+        [P_COMMIT] = {STORE_Q_COMMIT, 0, NULL, NULL, NULL},
+    };
+    PGresult *res[P_N];
+    size_t bad = store__ops_pipeline(c, stmts, P_N, res);
+    int rc = 0;
+    if (bad < P_N) {
+        rc = store__ops_fail(c, res[bad], "presence", err);
+        store__ops_rollback(c);
+    }
+    store__ops_clear(res, P_N);
+    return rc;
+}
+
 void store__op_presence_set(PGconn *c, struct store_req *req)
 {
     struct store_presence_set *p = &req->u.presence_set;
@@ -342,7 +357,7 @@ void store__op_presence_set(PGconn *c, struct store_req *req)
         const char *vals[] = {p->appointment_id, p->node_id, p->user_id,
                               p->display_name,   p->role,    p->online ? "t" : "f",
                               p->room_id};
-        req->rc = run_only(c, presence_set_sql, 7, vals, "presence", &req->err);
+        req->rc = presence_write(c, vals, &req->err);
     }
 }
 

@@ -504,9 +504,29 @@ static const char auth_code_state_sql[] =
     "SELECT \"usedAt\" IS NOT NULL OR NOT \"isActive\", \"expiresAt\" <= " AS_NOW_TS
     " FROM \"AuthCode\" WHERE code = $1";
 
+/* In a transaction: its COMMIT does not wait for the WAL flush (for
+ * momentary state only). */
+static const char async_commit_sql[] = "SELECT set_config('synchronous_commit', 'off', true)";
+
+/* $1 appointment, $2 node, $3 user, $4 display name, $5 role, $6 online
+ * (bool), $7 roomId: the user's presence row on this node written
+ * (online) or deleted, and "<roomId> p" notified (ops_node.c). */
+static const char presence_set_sql[] =
+    "WITH up AS ("
+    " INSERT INTO coach_presence (appointment_id, node_id, user_id, display_name, role)"
+    " SELECT $1, $2, $3, $4, $5 WHERE $6::bool"
+    " ON CONFLICT (appointment_id, node_id, user_id) DO UPDATE"
+    " SET display_name = EXCLUDED.display_name, role = EXCLUDED.role RETURNING 1),"
+    " del AS ("
+    " DELETE FROM coach_presence WHERE NOT $6::bool"
+    " AND appointment_id = $1 AND node_id = $2 AND user_id = $3 RETURNING 1)"
+    " SELECT pg_notify('" STORE_NOTIFY_CHANNEL "', $7 || ' p')";
+
 static const char *const queries[STORE_Q_N] = {
     [STORE_Q_BEGIN] = "BEGIN",
     [STORE_Q_COMMIT] = "COMMIT",
+    [STORE_Q_ASYNC_COMMIT] = async_commit_sql,
+    [STORE_Q_PRESENCE_SET] = presence_set_sql,
     [STORE_Q_AUTH_SESSION] = auth_session_sql,
     [STORE_Q_AUTH_USER] = auth_user_sql,
     [STORE_Q_ROOM_LOAD] = room_load_sql,
