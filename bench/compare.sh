@@ -239,6 +239,9 @@ run_one() {
          reconnect_p99: .latency_ms.reconnect.p99,
          lost: .verify.lost, dup: .verify.duplicated, reordered: .verify.reordered,
          errors: ([.errors.by_code[]?] | add // 0),
+         retried: ((.counts.chat_retries // 0) + (.counts.signin_retries // 0)),
+         back: (if .mode == "storm" then "\(.counts.storm_back)/\(.counts.storm_dropped)" else null end),
+         recovery_s: (if .mode == "storm" then ((.storm_recovery_s // 0) * 100 | round) / 100 else null end),
          rss_kib_per_conn: (if (.counts.joined_peak // 0) > 0
                             then (($peak - $rss0) / .counts.joined_peak * 100 | floor) / 100
                             else null end),
@@ -254,7 +257,11 @@ IFS=, read -r -a order <<<"$TARGETS"
 say "mode $MODE, $ROOMS rooms, $RUNS runs, targets ${order[*]} (PostgreSQL: $PG_SETTINGS)"
 bench_rounds
 
-COLS='target run conns acked acked_per_s ack_p50 ack_p99 dl_p50 dl_p99 dl_max lost dup reordered errors rss_kib_per_conn cpu_s cpu_ms_per_1k ok'
+# retried: chats, hellos and joins answered `unavailable` and sent again
+COLS='target run conns acked acked_per_s ack_p50 ack_p99 dl_p50 dl_p99 dl_max lost dup reordered errors retried rss_kib_per_conn cpu_s cpu_ms_per_1k ok'
+if [[ $MODE == storm ]]; then
+    COLS+=' back recovery_s' # storm: dropped connections back, the last one's time after the drop
+fi
 bench_rows "$COLS"
 printf '\nmedians:\n'
 jq -s -r '
