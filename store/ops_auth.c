@@ -12,9 +12,11 @@
  * appears in an error message.
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <libpq-fe.h>
+#include <sodium.h>
 
 #include "ops_int.h"
 #include "store_int.h"
@@ -97,4 +99,98 @@ void store__op_auth_user(PGconn *c, struct store_req *req)
         req->rc = 0;
     }
     PQclear(res);
+}
+
+/* Fill request req from row `row` of a STORE_Q_AUTH_SESSIONS result. */
+static void signin_from_row(struct store_req *req, const PGresult *res, int row)
+{
+    struct store_auth_session *a = &req->u.auth_session;
+    struct store_user *u = &a->user;
+    if (store__ops_copy(a->user_session_id, sizeof a->user_session_id, res, row, 1) != 0 ||
+        store__ops_copy(u->id, sizeof u->id, res, row, 3) != 0 ||
+        store__ops_copy(u->role, sizeof u->role, res, row, 5) != 0) {
+        req->rc = STORE_E_QUERY;
+        store__err_set(&req->err, req->rc, "auth session: id or role too long");
+        return;
+    }
+    store__ops_copy_text(u->display_name, sizeof u->display_name, res, row, 4);
+    a->expires_unix_ms = store__ops_i64(res, row, 2);
+    req->rc = 0;
+}
+
+/* The tokens of reqs[0..n) in one statement: 0 with every request
+ * completed, or -1 (nothing completed) when the statement failed. */
+static int signin_batch(PGconn *c, struct store_req **reqs, size_t n)
+{
+    const char *toks[STORE__SIGNIN_BATCH_MAX];
+    for (size_t i = 0; i < n; i++) {
+        toks[i] = reqs[i]->u.auth_session.token;
+    }
+    struct store__param arr = {0};
+    if (store__text_array(&arr, toks, NULL, n) != 0) {
+        return -1;
+    }
+    static const int fmts[] = {1};
+    const char *vals[] = {arr.data};
+    const int lens[] = {arr.len};
+    const struct store__ops_stmt stmt = {STORE_Q_AUTH_SESSIONS, 1, vals, lens, fmts};
+    PGresult *res = NULL;
+    size_t bad = store__ops_pipeline(c, &stmt, 1, &res);
+    sodium_memzero(arr.data, (size_t)arr.len);
+    free(arr.data);
+    if (bad == 0) {
+        PQclear(res);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        reqs[i]->rc = STORE_E_NOTFOUND;
+        store__err_set(&reqs[i]->err, STORE_E_NOTFOUND, "no such session token");
+    }
+    for (int row = 0; row < PQntuples(res); row++) {
+        int64_t i = store__ops_i64(res, row, 0);
+        if (i >= 1 && (size_t)i <= n && reqs[i - 1]->rc == STORE_E_NOTFOUND) {
+            signin_from_row(reqs[i - 1], res, row); /* the first row of a token wins */
+        }
+    }
+    PQclear(res);
+    return 0;
+}
+
+/* A reconnect storm brings thousands of sign-ins, queued together ahead of
+ * the room work (store.c): one statement for all of them instead of one
+ * round trip each. When it fails (a token the server cannot even compare,
+ * a lost connection), each request runs alone, so only a bad token fails. */
+static void signin_chunk(PGconn *c, struct store_req **reqs, size_t n)
+{
+    struct store_req *ok[STORE__SIGNIN_BATCH_MAX];
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct store_auth_session *a = &reqs[i]->u.auth_session;
+        a->token[sizeof a->token - 1] = '\0';
+        if (a->token[0] == '\0') {
+            store__op_auth_session(c, reqs[i]); /* refused there, without a query */
+        } else {
+            ok[m++] = reqs[i];
+        }
+    }
+    if (m == 0) {
+        return;
+    }
+    int rc = store__ops_ready(c, &ok[0]->err);
+    if (rc == 0 && signin_batch(c, ok, m) == 0) {
+        return;
+    }
+    for (size_t i = 0; i < m; i++) {
+        store__op_auth_session(c, ok[i]);
+    }
+}
+
+void store__op_auth_session_batch(PGconn *c, struct store_req **reqs, size_t n)
+{
+    while (n > 0) {
+        size_t k = n < STORE__SIGNIN_BATCH_MAX ? n : STORE__SIGNIN_BATCH_MAX;
+        signin_chunk(c, reqs, k);
+        reqs += k;
+        n -= k;
+    }
 }

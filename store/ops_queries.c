@@ -83,6 +83,22 @@ static const char auth_session_sql[] =
     " SELECT s.id, " OPS_SQL_MS("s.\"expiresAt\"") ", s.user_id, s.\"displayName\", s.role"
                                                    " FROM s";
 
+/* The same for many tokens at once: $1 the tokens (text[]). -> the
+ * 1-based index of each token that resolves, then the columns above. */
+static const char auth_sessions_sql[] =
+    "WITH s AS ("
+    " SELECT k.i, us.id, us.\"expiresAt\", u.id AS user_id, u.\"displayName\", u.role"
+    " FROM unnest($1::text[]) WITH ORDINALITY AS k(tok, i)"
+    " JOIN \"UserSession\" us ON us.\"sessionId\" = k.tok"
+    " JOIN \"User\" u ON u.\"skoolUserId\" = us.\"skoolUserId\""
+    " WHERE us.\"isActive\" AND us.\"expiresAt\" > " OPS_SQL_NOW "),"
+    " touch AS ("
+    " UPDATE \"UserSession\" t SET \"lastActive\" = " OPS_SQL_NOW
+    " FROM (SELECT DISTINCT id FROM s) d"
+    " WHERE t.id = d.id AND t.\"lastActive\" < " OPS_SQL_NOW " - INTERVAL '1 minute')"
+    " SELECT s.i, s.id, " OPS_SQL_MS("s.\"expiresAt\"") ", s.user_id, s.\"displayName\", s.role"
+    " FROM s ORDER BY s.i";
+
 /* $1 user id. -> id, displayName, role. */
 static const char auth_user_sql[] = "SELECT id, \"displayName\", role FROM \"User\" WHERE id = $1";
 
@@ -528,6 +544,7 @@ static const char *const queries[STORE_Q_N] = {
     [STORE_Q_ASYNC_COMMIT] = async_commit_sql,
     [STORE_Q_PRESENCE_SET] = presence_set_sql,
     [STORE_Q_AUTH_SESSION] = auth_session_sql,
+    [STORE_Q_AUTH_SESSIONS] = auth_sessions_sql,
     [STORE_Q_AUTH_USER] = auth_user_sql,
     [STORE_Q_ROOM_LOAD] = room_load_sql,
     [STORE_Q_JOIN_UPSERT] = join_upsert_sql,

@@ -306,7 +306,8 @@ static void execute_one(struct shard *st, struct store_req *req)
     }
 }
 
-/* Run a batch popped by pop_batch (one request, or chats only). */
+/* Run a batch popped by pop_batch (one request, chats only, or token
+ * checks only). */
 static void execute(struct shard *st, struct store_req **batch, size_t n)
 {
     if (batch[0]->op == STORE_OP_CHAT) {
@@ -325,6 +326,8 @@ static void execute(struct shard *st, struct store_req **batch, size_t n)
             }
             st->next_stats_check = st->chats_written * 4;
         }
+    } else if (n > 1) {
+        store__op_auth_session_batch(st->conn, batch, n); /* pop_batch: token checks */
     } else {
         execute_one(st, batch[0]);
     }
@@ -415,8 +418,15 @@ static struct store_req *unlink_expired(struct shard *st, int64_t now_ms)
     return expired;
 }
 
+/* Requests of op that run together when queued one behind another. */
+static bool batches(enum store_op op)
+{
+    return op == STORE_OP_CHAT || op == STORE_OP_AUTH_SESSION;
+}
+
 /* Pop (mu held) the head, and when it is a chat, the chats right behind
- * it: one group commit. FIFO order with reads is kept. */
+ * it (one group commit); when it is a token check, the token checks right
+ * behind it (one statement). FIFO order with reads is kept. */
 static size_t pop_batch(struct shard *st, struct store_req **batch)
 {
     size_t n = 0;
@@ -428,8 +438,8 @@ static size_t pop_batch(struct shard *st, struct store_req **batch)
             st->q_prio = NULL;
         }
         batch[n++] = r;
-    } while (st->q_head != NULL && batch[0]->op == STORE_OP_CHAT &&
-             st->q_head->op == STORE_OP_CHAT && n < STORE_BATCH_MAX);
+    } while (st->q_head != NULL && batches(batch[0]->op) && st->q_head->op == batch[0]->op &&
+             n < STORE_BATCH_MAX);
     if (st->q_head == NULL) {
         st->q_tail = NULL;
     }

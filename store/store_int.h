@@ -34,6 +34,10 @@ void store__free_ai_jobs(struct store_ai_job *jobs, size_t n);
  * turns the failure into STORE_E_UNAVAILABLE, so an operation must leave
  * no transaction open behind it (ROLLBACK on every failure path). */
 void store__op_auth_session(PGconn *c, struct store_req *req);
+/* Several STORE_OP_AUTH_SESSION requests (at most STORE__SIGNIN_BATCH_MAX)
+ * in one statement, each completed as store__op_auth_session would. */
+void store__op_auth_session_batch(PGconn *c, struct store_req **reqs, size_t n);
+#define STORE__SIGNIN_BATCH_MAX 256
 void store__op_auth_user(PGconn *c, struct store_req *req);
 void store__op_room_load(PGconn *c, struct store_req *req);
 void store__op_session_join(PGconn *c, struct store_req *req);

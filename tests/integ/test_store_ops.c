@@ -288,6 +288,58 @@ Test(store_ops, auth_session_refuses_bad_tokens)
                  "0");
 }
 
+/* Token checks queued together run as one statement; each request gets
+ * what store__op_auth_session would have given it. */
+static void check_signins(const char *const *toks, size_t n, const char *const *want_user)
+{
+    struct store_req *r[8];
+    cr_assert(n <= 8);
+    for (size_t i = 0; i < n; i++) {
+        r[i] = new_req(STORE_OP_AUTH_SESSION);
+        (void)snprintf(r[i]->u.auth_session.token, sizeof r[i]->u.auth_session.token, "%s",
+                       toks[i]);
+    }
+    store__op_auth_session_batch(conn, r, n);
+    for (size_t i = 0; i < n; i++) {
+        if (want_user[i] != NULL) {
+            cr_expect_eq(r[i]->rc, 0, "token %zu: %d %s", i, r[i]->rc, r[i]->err.msg);
+            cr_expect_str_eq(r[i]->u.auth_session.user.id, want_user[i], "token %zu", i);
+        } else {
+            cr_expect_eq(r[i]->rc, STORE_E_NOTFOUND, "token %zu: %d %s", i, r[i]->rc,
+                         r[i]->err.msg);
+            cr_expect_null(strstr(r[i]->err.msg, "tok-"), "the token is not in the message");
+        }
+        store_req_free(r[i]);
+    }
+    cr_expect_eq(PQtransactionStatus(conn), PQTRANS_IDLE);
+}
+
+Test(store_ops, sign_ins_queued_together_are_checked_in_one_statement)
+{
+    add_user_session("us1", "tok-coach", "sk-coach", "'2099-01-02 03:04:05.678'", "true");
+    add_user_session("us2", "tok-client", "sk-client", "'2099-01-01'", "true");
+    add_user_session("us3", "tok-expired", "sk-admin",
+                     "(now() AT TIME ZONE 'UTC') - INTERVAL '1 second'", "true");
+    const char *const toks[] = {"tok-coach", "tok-unknown", "tok-client", "tok-expired",
+                                "tok-coach", ""};
+    const char *const users[] = {"ucoach", NULL, "uclient", NULL, "ucoach", NULL};
+    check_signins(toks, 6, users);
+    struct store_req *one = auth_session("tok-coach");
+    cr_expect_eq(one->u.auth_session.expires_unix_ms, INT64_C(4071006245678));
+    cr_expect_str_eq(one->u.auth_session.user_session_id, "us1");
+    cr_expect_str_eq(one->u.auth_session.user.display_name, "Coach Carla");
+    store_req_free(one);
+    /* the valid ones were touched (two minutes old), the expired one not */
+    expect_value("SELECT string_agg(id, ',' ORDER BY id) FROM \"UserSession\""
+                 " WHERE \"lastActive\" > (now() AT TIME ZONE 'UTC') - INTERVAL '10 seconds'",
+                 "us1,us2");
+    /* a token the server cannot compare fails the statement: each then
+     * runs alone, and only that one is refused */
+    const char *const mixed[] = {"tok-client", "bad\xff\xfeutf8", "tok-coach"};
+    const char *const mixed_users[] = {"uclient", NULL, "ucoach"};
+    check_signins(mixed, 3, mixed_users);
+}
+
 Test(store_ops, auth_user_loads_a_user_by_id)
 {
     struct store_req *r = new_req(STORE_OP_AUTH_USER);
