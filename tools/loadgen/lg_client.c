@@ -30,6 +30,7 @@
 #include <sodium.h>
 
 #include "lg_run.h"
+#include "lg_scan.h"
 #include "lg_sio.h"
 
 #define LG_SLOTS        256
@@ -665,23 +666,27 @@ static void room_connect(struct ev_loop *loop, ev_timer *w, int revents)
 
 /* ---- frames in ------------------------------------------------------------------------- */
 
-static void deliver(struct conn *c, json_t *m)
+static void deliver_seq(struct conn *c, json_int_t seq)
 {
     struct room *r = c->room;
-    json_int_t seq = json_integer_value(json_object_get(m, "seq"));
     if (r->ver != NULL && seq > 0) {
         (void)lg_verify_deliver(r->ver, c->role, (uint64_t)seq);
     }
 }
 
-static void on_message(struct conn *c, json_t *m)
+static void deliver(struct conn *c, json_t *m)
+{
+    deliver_seq(c, json_integer_value(json_object_get(m, "seq")));
+}
+
+/* A `message`: seq, clientMsgId (NULL: none) and from.role (NULL: none). */
+static void on_message(struct conn *c, json_int_t seq, const char *cmid, const char *role)
 {
     struct loop *L = c->L;
     L->res->messages_in++;
-    deliver(c, m);
-    const char *role = json_string_value(json_object_get(json_object_get(m, "from"), "role"));
+    deliver_seq(c, seq);
     uint64_t n;
-    if (role == NULL || cmid_parse(L, json_string_value(json_object_get(m, "clientMsgId")), &n)) {
+    if (role == NULL || cmid_parse(L, cmid, &n)) {
         return;
     }
     enum lg_who from = strcmp(role, "coach") == 0 ? LG_WHO_COACH : LG_WHO_CLIENT;
@@ -692,13 +697,13 @@ static void on_message(struct conn *c, json_t *m)
     }
 }
 
-static void on_ack(struct conn *c, json_t *m)
+/* An `ack`: its clientMsgId (NULL: none) and seq. */
+static void on_ack(struct conn *c, const char *cmid, json_int_t seq)
 {
     struct loop *L = c->L;
     uint64_t n;
-    json_int_t seq = json_integer_value(json_object_get(m, "seq"));
-    if (cmid_parse(L, json_string_value(json_object_get(m, "clientMsgId")), &n) != 0 ||
-        c->slots == NULL || !c->slots[n % LG_SLOTS].busy || c->slots[n % LG_SLOTS].n != n) {
+    if (cmid_parse(L, cmid, &n) != 0 || c->slots == NULL || !c->slots[n % LG_SLOTS].busy ||
+        c->slots[n % LG_SLOTS].n != n) {
         L->res->bad_frames++;
         return;
     }
@@ -823,9 +828,12 @@ static void dispatch(struct conn *c, json_t *m)
     if (type == NULL) {
         L->res->bad_frames++;
     } else if (strcmp(type, "message") == 0) {
-        on_message(c, m);
+        on_message(c, json_integer_value(json_object_get(m, "seq")),
+                   json_string_value(json_object_get(m, "clientMsgId")),
+                   json_string_value(json_object_get(json_object_get(m, "from"), "role")));
     } else if (strcmp(type, "ack") == 0) {
-        on_ack(c, m);
+        on_ack(c, json_string_value(json_object_get(m, "clientMsgId")),
+               json_integer_value(json_object_get(m, "seq")));
     } else if (strcmp(type, "welcome") == 0) {
         on_welcome(c);
     } else if (strcmp(type, "joined") == 0) {
@@ -875,6 +883,17 @@ static void on_frame(struct conn *c)
     c->L->res->frames_in++;
     if (c->L->cfg->proto == LG_PROTO_SOCKETIO) {
         on_sio_frame(c);
+        return;
+    }
+    /* most frames are acks and messages: read without a JSON tree */
+    struct lg_scan q;
+    if (lg_scan_frame(c->rx, c->rx_len, &q) == 0) {
+        static const char *const roles[] = {NULL, "coach", "client", "other"};
+        if (q.type == LG_SCAN_ACK) {
+            on_ack(c, q.cmid[0] ? q.cmid : NULL, q.seq);
+        } else {
+            on_message(c, q.seq, q.cmid[0] ? q.cmid : NULL, roles[q.from_role]);
+        }
         return;
     }
     json_t *m = json_loadb(c->rx, c->rx_len, 0, NULL);
