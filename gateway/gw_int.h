@@ -248,6 +248,17 @@ struct gw_room {
     size_t n_deferred;
     int64_t lease_until_ms; /* monotonic: the room's clock is this node's until then (node.c) */
     bool loading_presence;  /* joins wait for the presence on other nodes (node.c) */
+    struct gw_presence_due *pres_due; /* owned: presence writes waiting (node.c) */
+    size_t n_pres_due, cap_pres_due;
+    struct gw_timer pres_timer; /* the earliest of them */
+};
+
+/* A presence row write that waits: a leave for its grace (a reconnect
+ * within it cancels it), or a write the store refused, for its retry. */
+struct gw_presence_due {
+    struct room_member_info who;
+    bool online;
+    int64_t due_ms; /* monotonic */
 };
 
 /* A command that arrived while its room was loading (bounded per room). */
@@ -371,6 +382,9 @@ bool gw_node_drained(struct gw_server *srv);
 void gw_node_stop(struct gw_server *srv);
 /* ROOM_FX_LOCAL_PRESENCE: publish fx->user here (or gone from here). */
 void gw_node_local_presence(struct gw_server *srv, struct gw_room *g, const struct room_fx *fx);
+/* g is going away: its waiting presence writes are dropped (the node's
+ * rows go with the node at shutdown). */
+void gw_node_presence_free(struct gw_room *g);
 /* A TYPING of a member here: tell the other nodes (when there are any). */
 void gw_node_typing(struct gw_server *srv, const struct gw_room *g, const struct room_fx *fx);
 /* Read who is connected to g on the other nodes (then call then, if set). */

@@ -311,12 +311,13 @@ static void presence_set_done(struct store_req *req)
     store_req_free(req);
 }
 
-static void publish(struct gw_server *srv, const struct gw_room *g,
+/* Submit the presence row write; false when the store refused it. */
+static bool publish(struct gw_server *srv, const struct gw_room *g,
                     const struct room_member_info *who, bool online)
 {
     struct store_req *req = store_req_new(STORE_OP_PRESENCE_SET, presence_set_done, NULL);
     if (req == NULL) {
-        return;
+        return false;
     }
     struct store_presence_set *p = &req->u.presence_set;
     snprintf(p->appointment_id, sizeof(p->appointment_id), "%s", g->info.appointment_id);
@@ -328,14 +329,124 @@ static void publish(struct gw_server *srv, const struct gw_room *g,
     p->online = online;
     if (store_submit(srv->store, req, gw_now_ms()) != 0) {
         store_req_free(req);
+        return false;
     }
+    return true;
+}
+
+/* ---- presence writes that wait ----
+ * A user's last connection here going away is written to the presence
+ * rows only after PRESENCE_LEAVE_GRACE_MS: a reconnect within it (a
+ * network blip, a reconnect storm of thousands) cancels it, and neither
+ * the leave nor the join is written. Joins are written at once (the other
+ * nodes' idle rule must see them). A write the store refuses (its queue
+ * full) waits PRESENCE_RETRY_MS and is tried again, so a row is not left
+ * stale for want of a queue slot. */
+#define PRESENCE_LEAVE_GRACE_MS 3000
+#define PRESENCE_RETRY_MS       1000
+
+static struct gw_presence_due *due_find(struct gw_room *g, const char *user_id)
+{
+    for (size_t i = 0; i < g->n_pres_due; i++) {
+        if (strcmp(g->pres_due[i].who.id, user_id) == 0) {
+            return &g->pres_due[i];
+        }
+    }
+    return NULL;
+}
+
+static void due_remove(struct gw_room *g, struct gw_presence_due *d)
+{
+    *d = g->pres_due[--g->n_pres_due];
+}
+
+static void due_fire(struct gw_timer *t);
+
+static void due_rearm(struct gw_room *g)
+{
+    if (g->n_pres_due == 0 || g->srv->closing) {
+        gw_timer_cancel(g->srv, &g->pres_timer);
+        return;
+    }
+    int64_t first = g->pres_due[0].due_ms;
+    for (size_t i = 1; i < g->n_pres_due; i++) {
+        first = g->pres_due[i].due_ms < first ? g->pres_due[i].due_ms : first;
+    }
+    int64_t delay_ms = first - gw_now_ms();
+    gw_timer_arm(g->srv, &g->pres_timer, due_fire, delay_ms > 0 ? delay_ms * 1000 : 1);
+}
+
+/* Remember a write for later; false when out of memory. */
+static bool due_put(struct gw_room *g, const struct room_member_info *who, bool online,
+                    int64_t due_ms)
+{
+    struct gw_presence_due *d = due_find(g, who->id);
+    if (d == NULL) {
+        if (g->n_pres_due == g->cap_pres_due) {
+            size_t cap = g->cap_pres_due ? g->cap_pres_due * 2 : 4;
+            struct gw_presence_due *v = realloc(g->pres_due, cap * sizeof(*v));
+            if (v == NULL) {
+                return false;
+            }
+            g->pres_due = v;
+            g->cap_pres_due = cap;
+        }
+        d = &g->pres_due[g->n_pres_due++];
+    }
+    d->who = *who;
+    d->online = online;
+    d->due_ms = due_ms;
+    return true;
+}
+
+static void due_fire(struct gw_timer *t)
+{
+    struct gw_room *g = lws_container_of(t, struct gw_room, pres_timer);
+    struct gw_server *srv = g->srv;
+    int64_t now = gw_now_ms();
+    for (size_t i = 0; i < g->n_pres_due;) {
+        struct gw_presence_due *d = &g->pres_due[i];
+        if (d->due_ms > now) {
+            i++;
+        } else if (srv->node.left || publish(srv, g, &d->who, d->online)) {
+            due_remove(g, d); /* index i holds the next one now */
+        } else {
+            d->due_ms = now + PRESENCE_RETRY_MS;
+            i++;
+        }
+    }
+    due_rearm(g);
+}
+
+void gw_node_presence_free(struct gw_room *g)
+{
+    gw_timer_cancel(g->srv, &g->pres_timer);
+    free(g->pres_due);
+    g->pres_due = NULL;
+    g->n_pres_due = g->cap_pres_due = 0;
 }
 
 void gw_node_local_presence(struct gw_server *srv, struct gw_room *g, const struct room_fx *fx)
 {
-    if (g != NULL && !srv->node.left) {
-        publish(srv, g, &fx->user, fx->is_join);
+    if (g == NULL || srv->node.left) {
+        return;
     }
+    struct gw_presence_due *d = due_find(g, fx->user.id);
+    if (fx->is_join && d != NULL && !d->online) {
+        due_remove(g, d); /* back within the grace: the row never went */
+    } else if (fx->is_join) {
+        if (d != NULL) {
+            due_remove(g, d);
+        }
+        if (!publish(srv, g, &fx->user, true)) {
+            (void)due_put(g, &fx->user, true, gw_now_ms() + PRESENCE_RETRY_MS);
+        }
+    } else if (d != NULL && d->online) {
+        due_remove(g, d); /* its join was never written: nothing to take back */
+    } else if (!due_put(g, &fx->user, false, gw_now_ms() + PRESENCE_LEAVE_GRACE_MS)) {
+        (void)publish(srv, g, &fx->user, false);
+    }
+    due_rearm(g);
 }
 
 /* Every member with a connection here, again (the node's row was made anew). */
@@ -349,7 +460,7 @@ static void publish_room(void *value, void *arg)
     for (size_t i = 0; i < room_member_count(g->core); i++) {
         const struct room_member_info *m = room_member_at(g->core, i);
         if (room_member_here(g->core, m->id)) {
-            publish(g->srv, g, m, true);
+            (void)publish(g->srv, g, m, true);
         }
     }
 }

@@ -807,6 +807,7 @@ static void free_room(void *value, void *arg)
         g->pending = next;
     }
     room_free(g->core);
+    gw_node_presence_free(g);
     free(g);
 }
 
@@ -814,6 +815,7 @@ static void stop_room(void *value, void *arg)
 {
     (void)arg;
     gw_life_stop(value);
+    gw_node_presence_free(value);
 }
 
 void gw_rooms_stop_timers(struct gw_server *srv)

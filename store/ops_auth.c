@@ -187,10 +187,5 @@ static void signin_chunk(PGconn *c, struct store_req **reqs, size_t n)
 
 void store__op_auth_session_batch(PGconn *c, struct store_req **reqs, size_t n)
 {
-    while (n > 0) {
-        size_t k = n < STORE__SIGNIN_BATCH_MAX ? n : STORE__SIGNIN_BATCH_MAX;
-        signin_chunk(c, reqs, k);
-        reqs += k;
-        n -= k;
-    }
+    store__ops_chunks(c, reqs, n, STORE__SIGNIN_BATCH_MAX, signin_chunk);
 }

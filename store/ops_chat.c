@@ -533,10 +533,5 @@ static void run_chunk(PGconn *c, struct store_req **reqs, size_t n)
 
 void store__op_chat_batch(PGconn *c, struct store_req **reqs, size_t n)
 {
-    while (n > 0) {
-        size_t k = n < BATCH_MAX ? n : BATCH_MAX;
-        run_chunk(c, reqs, k);
-        reqs += k;
-        n -= k;
-    }
+    store__ops_chunks(c, reqs, n, BATCH_MAX, run_chunk);
 }

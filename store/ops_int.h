@@ -83,6 +83,10 @@ PGresult *store__ops_exec(PGconn *c, enum store_q q, int n_params, const char *c
 
 /* One statement of a pipeline; vals/lens/fmts as for PQsendQueryPrepared. */
 /* A binary-format parameter (PostgreSQL's wire format), owned. */
+/* run(c, reqs + k, m) over reqs[0..n) in chunks of at most max. */
+void store__ops_chunks(PGconn *c, struct store_req **reqs, size_t n, size_t max,
+                       void (*run)(PGconn *c, struct store_req **reqs, size_t n));
+
 struct store__param {
     char *data;
     int len;

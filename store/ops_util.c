@@ -110,3 +110,14 @@ int store__ops_refresh_stats(PGconn *c)
     PQclear(res);
     return analyzed;
 }
+
+void store__ops_chunks(PGconn *c, struct store_req **reqs, size_t n, size_t max,
+                       void (*run)(PGconn *c, struct store_req **reqs, size_t n))
+{
+    while (n > 0) {
+        size_t k = n < max ? n : max;
+        run(c, reqs, k);
+        reqs += k;
+        n -= k;
+    }
+}

@@ -172,6 +172,47 @@ static char *query(const char *sql)
 
 /* ---- presence and typing -------------------------------------------------------------- */
 
+/* A user's last connection on a node going away is written to the other
+ * nodes only after a grace (3 s): a reconnect within it is never seen
+ * there, and a real leave arrives after the grace. */
+Test(nodes, a_reconnect_within_the_grace_is_not_a_leave_on_the_other_node)
+{
+    start_node(&node_a, "node-a", NULL);
+    start_node(&node_b, "node-b", NULL);
+    await_peers();
+    struct wsc *coach = login(&node_a, COACH);
+    json_decref(join(coach));
+    struct wsc *client = login(&node_b, CLIENT);
+    json_decref(join(client));
+    json_t *p = wsc_expect(coach, "presence", WAIT);
+    cr_assert_not_null(p, "the client's arrival crosses nodes");
+    json_decref(p);
+
+    wsc_close(client, 1000);
+    client = login(&node_b, CLIENT);
+    json_decref(join(client));
+    char *rows = query("SELECT count(*) FROM coach_presence WHERE node_id = 'node-b'");
+    cr_expect_str_eq(rows, "1", "the row stays through the reconnect");
+    free(rows);
+    p = wsc_expect(coach, "presence", 4500);
+    cr_expect_null(p, "no leave, no join on the other node: %s",
+                   p != NULL ? str(p, "event") : "");
+    json_decref(p);
+
+    int64_t t0 = mono_ms();
+    wsc_close(client, 1000);
+    p = wsc_expect(coach, "presence", WAIT + 3000);
+    int64_t took = mono_ms() - t0;
+    cr_assert_not_null(p, "a real leave arrives");
+    cr_expect_str_eq(str(p, "event"), "leave");
+    cr_expect_geq(took, 2500, "not before the grace: %lld ms", (long long)took);
+    json_decref(p);
+    rows = query("SELECT count(*) FROM coach_presence WHERE node_id = 'node-b'");
+    cr_expect_str_eq(rows, "0");
+    free(rows);
+    wsc_close(coach, 1000);
+}
+
 Test(nodes, presence_and_typing_cross_nodes_and_a_killed_node_leaves)
 {
     start_node(&node_a, "node-a", NULL);

@@ -77,18 +77,26 @@ static json_t *send_chat(struct wsc *c, const char *cmid, const char *want_type)
 }
 
 
-Test(edges, chat_is_unavailable_while_postgres_is_down_then_works, .timeout = 120)
+/* A PostgreSQL server of the test's own (so that it can stop it), its
+ * database seeded, and a gateway on it with STORE_TIMEOUT_MS=1000. */
+static void start_with_own_postgres(struct pgserver *pg, struct gwproc *gp, char *db, size_t cap)
 {
     cr_assert(sodium_init() >= 0);
-    struct pgserver pg = {0};
-    cr_assert_eq(pgserver_start(&pg), 0);
-    char db[512], env_db[600];
-    cr_assert_eq(pgtest_db_on(pg.conninfo, "coach", db, sizeof(db)), 0);
+    cr_assert_eq(pgserver_start(pg), 0);
+    char env_db[600];
+    cr_assert_eq(pgtest_db_on(pg->conninfo, "coach", db, cap), 0);
     snprintf(env_db, sizeof(env_db), "DATABASE_URL=%s", db);
     const char *env[] = {env_db, "JWT_SECRET=" SECRET, "STORE_TIMEOUT_MS=1000", NULL};
-    struct gwproc gp = {0};
-    cr_assert_eq(gwproc_start(&gp, env, NULL), 0);
+    cr_assert_eq(gwproc_start(gp, env, NULL), 0);
     cr_assert_eq(pgtest_exec(db, seed_sql), 0);
+}
+
+Test(edges, chat_is_unavailable_while_postgres_is_down_then_works, .timeout = 120)
+{
+    struct pgserver pg = {0};
+    struct gwproc gp = {0};
+    char db[512];
+    start_with_own_postgres(&pg, &gp, db, sizeof(db));
 
     struct wsc *c = login(gp.port, 0, NULL, COACH, time(NULL) + 3600);
     wsc_send_json(c, "{\"type\":\"join\",\"room\":\"room-1\"}");
@@ -136,16 +144,10 @@ Test(edges, chat_is_unavailable_while_postgres_is_down_then_works, .timeout = 12
  * the next join writes the row, so its chats are stored. */
 Test(edges, a_session_row_refused_at_join_is_written_at_the_next_join, .timeout = 120)
 {
-    cr_assert(sodium_init() >= 0);
     struct pgserver pg = {0};
-    cr_assert_eq(pgserver_start(&pg), 0);
-    char db[512], env_db[600];
-    cr_assert_eq(pgtest_db_on(pg.conninfo, "coach", db, sizeof(db)), 0);
-    snprintf(env_db, sizeof(env_db), "DATABASE_URL=%s", db);
-    const char *env[] = {env_db, "JWT_SECRET=" SECRET, "STORE_TIMEOUT_MS=1000", NULL};
     struct gwproc gp = {0};
-    cr_assert_eq(gwproc_start(&gp, env, NULL), 0);
-    cr_assert_eq(pgtest_exec(db, seed_sql), 0);
+    char db[512];
+    start_with_own_postgres(&pg, &gp, db, sizeof(db));
 
     struct wsc *coach = login(gp.port, 0, NULL, COACH, time(NULL) + 3600);
     wsc_send_json(coach, "{\"type\":\"join\",\"room\":\"room-1\"}");
