@@ -21,6 +21,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -558,9 +559,37 @@ static int shard_open(const struct store_cfg *cfg, struct shard **out, struct st
     return 0;
 }
 
+/* The bytes a request of op needs: the union's largest member is a rare
+ * job claim (3.4 KiB); a chat needs a tenth of that, and thousands of them
+ * may be queued. Only op's member of u is ever used. */
+static size_t req_size(enum store_op op)
+{
+    size_t head = offsetof(struct store_req, u);
+    switch (op) {
+    case STORE_OP_CHAT:
+        return head + sizeof(struct store_chat);
+    case STORE_OP_AUTH_SESSION:
+        return head + sizeof(struct store_auth_session);
+    case STORE_OP_AUTH_USER:
+        return head + sizeof(struct store_auth_user);
+    case STORE_OP_SESSION_JOIN:
+        return head + sizeof(struct store_session_join);
+    case STORE_OP_HISTORY:
+        return head + sizeof(struct store_history);
+    case STORE_OP_ROOM_LOAD:
+        return head + sizeof(struct store_room);
+    case STORE_OP_PRESENCE_SET:
+        return head + sizeof(struct store_presence_set);
+    case STORE_OP_PRESENCE_GET:
+        return head + sizeof(struct store_presence_get);
+    default:
+        return sizeof(struct store_req);
+    }
+}
+
 struct store_req *store_req_new(enum store_op op, store_done_fn done, void *arg)
 {
-    struct store_req *req = calloc(1, sizeof(*req));
+    struct store_req *req = calloc(1, req_size(op));
     if (req != NULL) {
         req->op = op;
         req->done = done;

@@ -706,6 +706,7 @@ struct store_req {
     int64_t deadline_ms; /* monotonic; set by store_submit from the timeout */
     int rc;              /* result: 0 or a negative code */
     struct store_err err;
+    struct store_req *next; /* queue link, owned by the store while queued */
     union {
         struct {
             int schema_version; /* out: newest applied migration */
@@ -735,8 +736,7 @@ struct store_req {
         struct store_presence_set presence_set;
         struct store_presence_get presence_get;
         struct store_notify notify;
-    } u;
-    struct store_req *next; /* queue link, owned by the store while queued */
+    } u; /* last: store_req_new allocates only as much of it as op uses */
 };
 
 /* Connections (and threads) a store may have. */
@@ -759,7 +759,8 @@ struct store_cfg {
  * with backoff whenever the connection is lost. Loop thread. */
 int store_open(const struct store_cfg *cfg, struct store **out, struct store_err *err);
 
-/* A zeroed request for op, or NULL when out of memory. */
+/* A zeroed request for op, or NULL when out of memory. It holds only op's
+ * member of u: never change its op, nor use another member. */
 struct store_req *store_req_new(enum store_op op, store_done_fn done, void *arg);
 void store_req_free(struct store_req *req);
 
