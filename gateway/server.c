@@ -248,6 +248,14 @@ static int create_context(struct gw_server *srv, struct gw_err *err)
         info.alpn = "http/1.1";
     }
     info.timeout_secs = 30;
+    /* An IPv4 LISTEN address: an IPv4 socket. lws 4.1 otherwise makes an
+     * IPv6 one, fails to put the IPv4 address on it and binds [::], every
+     * interface (LISTEN=127.0.0.1 answered on the machine's public
+     * addresses). */
+    struct in_addr v4;
+    if (inet_pton(AF_INET, srv->cfg->listen_host, &v4) == 1) {
+        info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
+    }
     srv->vhost = lws_create_vhost(srv->ctx, &info);
     if (srv->vhost == NULL) {
         return gw_err_set(err, -EADDRINUSE, "LISTEN %s:%d: cannot listen", srv->cfg->listen_host,

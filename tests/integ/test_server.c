@@ -204,3 +204,40 @@ Test(server, serve_raises_the_open_files_limit, .timeout = 60)
     free(log);
     unlink(gp.log_path);
 }
+
+/* The local address of the socket listening on port, as /proc/net/tcp
+ * (IPv4: "0100007F" for 127.0.0.1) or /proc/net/tcp6 writes it; "" when
+ * none listens there. */
+static void listen_addr(const char *table, int port, char *out, size_t cap)
+{
+    out[0] = '\0';
+    FILE *f = fopen(table, "r");
+    cr_assert_not_null(f, "%s", table);
+    char line[512], addr[64];
+    unsigned lport = 0, st = 0;
+    while (fgets(line, sizeof(line), f) != NULL) {
+        if (sscanf(line, " %*d: %63[0-9A-F]:%X %*[0-9A-F]:%*X %X", addr, &lport, &st) == 3 &&
+            (int)lport == port && st == 0x0A) {
+            snprintf(out, cap, "%s", addr);
+        }
+    }
+    fclose(f);
+}
+
+/* LISTEN=127.0.0.1:port listens there only: not on [::] (every interface,
+ * IPv4 too through the dual stack), which lws 4.1 does when left to make
+ * an IPv6 socket for an IPv4 address. */
+Test(server, listen_binds_only_the_address_given, .timeout = 60)
+{
+    const char *env[] = {"DATABASE_URL=postgresql://127.0.0.1:1/x", "MIGRATE_ON_START=0",
+                         "STORE_TIMEOUT_MS=1000", NULL};
+    struct gwproc gp = {0};
+    cr_assert_eq(gwproc_start(&gp, env, NULL), 0, "gateway starts");
+    char v4[64], v6[64];
+    listen_addr("/proc/net/tcp", gp.port, v4, sizeof(v4));
+    listen_addr("/proc/net/tcp6", gp.port, v6, sizeof(v6));
+    cr_expect_str_eq(v4, "0100007F", "listening on 127.0.0.1");
+    cr_expect_str_eq(v6, "", "no IPv6 socket on that port: %s", v6);
+    cr_expect_eq(gwproc_stop(&gp, SIGTERM), 0);
+    unlink(gp.log_path);
+}

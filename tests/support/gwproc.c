@@ -19,6 +19,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <dirent.h>
+
 #include <curl/curl.h>
 
 extern char **environ;
@@ -46,9 +48,19 @@ static void nap_ms(long ms)
 
 int gwproc_free_port(void)
 {
+    /* From the kernel: tests forked together (Criterion's workers) drew the
+     * same ports when the seed was pid ^ time (pid + 1 a millisecond
+     * apart gives the same value). */
     static unsigned seed;
     if (seed == 0) {
-        seed = (unsigned)getpid() ^ (unsigned)mono_ms();
+        int fd = open("/dev/urandom", O_RDONLY);
+        if (fd < 0 || read(fd, &seed, sizeof(seed)) != (ssize_t)sizeof(seed)) {
+            seed = (unsigned)getpid() * 2654435761u + (unsigned)mono_ms();
+        }
+        if (fd >= 0) {
+            close(fd);
+        }
+        seed |= 1u;
     }
     for (int attempt = 0; attempt < 100; attempt++) {
         int port = PORT_LOW + (int)(rand_r(&seed) % PORT_SPAN);
@@ -147,6 +159,55 @@ int gwproc_run(struct gwproc *gp, const char *const env[], const char *const arg
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
+/* 1 when the socket listening on 127.0.0.1:port is one of pid's open
+ * files: the /healthz that answered is this gateway's, not that of
+ * another test's gateway that took the same port first. */
+static int owns_port(pid_t pid, int port)
+{
+    static const char *const tables[] = {"/proc/net/tcp", "/proc/net/tcp6"};
+    char line[512];
+    unsigned long inode = 0;
+    for (size_t t = 0; t < 2 && inode == 0; t++) {
+        FILE *f = fopen(tables[t], "r");
+        if (f == NULL) {
+            return 1; /* cannot tell: trust the answer */
+        }
+        while (inode == 0 && fgets(line, sizeof(line), f) != NULL) {
+            unsigned lport = 0, st = 0;
+            unsigned long ino = 0;
+            if (sscanf(line,
+                       " %*d: %*[0-9A-F]:%X %*[0-9A-F]:%*X %X %*X:%*X %*X:%*X %*X %*u %*u %lu",
+                       &lport, &st, &ino) == 3 &&
+                (int)lport == port && st == 0x0A /* LISTEN */) {
+                inode = ino;
+            }
+        }
+        fclose(f);
+    }
+    if (inode == 0) {
+        return 0;
+    }
+    char dir[64], want[64], path[320], got[64];
+    snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)pid);
+    snprintf(want, sizeof(want), "socket:[%lu]", inode);
+    DIR *d = opendir(dir);
+    if (d == NULL) {
+        return 0;
+    }
+    int found = 0;
+    struct dirent *e;
+    while (!found && (e = readdir(d)) != NULL) {
+        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+        ssize_t n = readlink(path, got, sizeof(got) - 1);
+        if (n > 0) {
+            got[n] = '\0';
+            found = strcmp(got, want) == 0;
+        }
+    }
+    closedir(d);
+    return found;
+}
+
 /* One attempt on a fresh port: 0 up, 1 exited because the port was taken
  * meanwhile (another process got it between the probe and the bind), -1
  * failed. */
@@ -179,7 +240,7 @@ static int start_once(struct gwproc *gp, const char *const env[], const char *co
         char body[64];
         int rc = gp->tls ? https_get(gp->port, "/healthz", &status, body, sizeof(body))
                          : http_get(gp->port, "/healthz", &status, body, sizeof(body));
-        if (rc == 0 && status == 200) {
+        if (rc == 0 && status == 200 && owns_port(gp->pid, gp->port)) {
             return 0;
         }
         if (waitpid(gp->pid, NULL, WNOHANG) == gp->pid) {
