@@ -690,7 +690,7 @@ static const struct setting settings[] = {
                        "drop a WebSocket silent this long, 2..7200, more than WS_PING_SEC",
                        parse_int, F(ws_idle_sec), 2, 7200, 0},
     {"STORE_QUEUE_MAX", "--store-queue-max", "N", "4096",
-     "requests waiting on one store connection; more: `unavailable`, 1..1000000", parse_int,
+     "store requests waiting, split among STORE_CONNECTIONS (more: unavailable), 1..1000000", parse_int,
      F(store_queue_max), 1, 1000000, 0},
 };
 

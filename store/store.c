@@ -66,6 +66,12 @@ struct shard {
     bool was_connected;
     uint64_t chats_written;    /* since the store started */
     uint64_t next_stats_check; /* at this many: store__ops_refresh_stats */
+
+    /* The statistics refresh runs on the background connection, so that
+     * an ANALYZE of the chat tables (a few hundred ms) never holds up a
+     * room's chats: a room connection sets stats_due there and wakes it. */
+    _Atomic(struct shard *) stats_to; /* room connections: the background one */
+    atomic_bool stats_due;            /* background connection: a refresh is wanted */
 };
 
 /* The store: requests go to one of its shards (each a thread with its own
@@ -307,6 +313,17 @@ static void execute_one(struct shard *st, struct store_req *req)
     }
 }
 
+/* Bring the chat tables' statistics up to date (store__ops_refresh_stats). */
+static void refresh_stats(struct shard *st)
+{
+    int analyzed = store__ops_refresh_stats(st->conn);
+    if (analyzed > 0) {
+        char msg[64];
+        snprintf(msg, sizeof(msg), "tables=%d", analyzed);
+        slog(st, 6, "store.analyzed", msg);
+    }
+}
+
 /* Run a batch popped by pop_batch (one request, chats only, or token
  * checks only). */
 static void execute(struct shard *st, struct store_req **batch, size_t n)
@@ -318,12 +335,14 @@ static void execute(struct shard *st, struct store_req **batch, size_t n)
          * then, so the cached plans fit the tables as they grow (see
          * store__ops_refresh_stats); autovacuum takes over after that. */
         if (st->chats_written >= st->next_stats_check && st->next_stats_check <= STATS_CHECK_LAST) {
-            int analyzed = store__ops_refresh_stats(st->conn);
-            if (analyzed > 0) {
-                char msg[64];
-                snprintf(msg, sizeof(msg), "tables=%d chats=%llu", analyzed,
-                         (unsigned long long)st->chats_written);
-                slog(st, 6, "store.analyzed", msg);
+            struct shard *bg = atomic_load(&st->stats_to);
+            if (bg != NULL) {
+                atomic_store(&bg->stats_due, true);
+                pthread_mutex_lock(&bg->mu);
+                pthread_cond_signal(&bg->cv);
+                pthread_mutex_unlock(&bg->mu);
+            } else {
+                refresh_stats(st);
             }
             st->next_stats_check = st->chats_written * 4;
         }
@@ -484,6 +503,14 @@ static void *thread_main(void *arg)
     struct shard *st = arg;
     pthread_mutex_lock(&st->mu);
     for (;;) {
+        if (atomic_exchange(&st->stats_due, false)) {
+            pthread_mutex_unlock(&st->mu);
+            if (ensure_connected(st)) {
+                refresh_stats(st);
+            }
+            pthread_mutex_lock(&st->mu);
+            continue;
+        }
         if (st->q_head != NULL) {
             handle_head(st);
             continue;
@@ -860,6 +887,9 @@ int store_open(const struct store_cfg *cfg, struct store **out, struct store_err
         st->n_open++;
     }
     st->n = n;
+    for (size_t i = 0; i < n; i++) {
+        atomic_store(&st->shards[i]->stats_to, st->shards[n]);
+    }
     *out = st;
     return 0;
 }

@@ -1259,3 +1259,91 @@ Test(store_ops, a_sign_in_overtakes_queued_chats, .timeout = 120)
     cr_expect_lt(chats_before_signin, (size_t)N_CHATS / 2, "%zu chats were written first",
                  chats_before_signin);
 }
+
+/* Submit chats [from, to) of the rooms appt[] (one chat in turn each) and
+ * collect every answer into out[]. */
+static void chats_through(struct store *st, char appt[][16], char sids[][STORE_ID_MAX + 1],
+                          int rooms, int from, int to, struct outcome *out)
+{
+    size_t want = n_done + (size_t)(to - from);
+    for (int i = from; i < to; i++) {
+        struct store_req *r = store_req_new(STORE_OP_CHAT, on_done, &out[i]);
+        cr_assert_not_null(r);
+        struct store_chat *c = &r->u.chat;
+        (void)snprintf(c->appointment_id, sizeof c->appointment_id, "%s", appt[i % rooms]);
+        (void)snprintf(c->session_id, sizeof c->session_id, "%s", sids[i % rooms]);
+        (void)snprintf(c->user_id, sizeof c->user_id, "ucoach");
+        (void)snprintf(c->client_msg_id, sizeof c->client_msg_id, "stats-%d", i);
+        c->role = STORE_ROLE_COACH;
+        c->text = strdup("a chat");
+        cr_assert_not_null(c->text);
+        c->text_len = strlen(c->text);
+        cr_assert_eq(store_submit(st, r, store__now_ms()), 0);
+    }
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += 60;
+    while (n_done < want) {
+        struct timespec now;
+        clock_gettime(CLOCK_REALTIME, &now);
+        cr_assert_lt(now.tv_sec, deadline.tv_sec, "timed out");
+        wait_wake(&deadline);
+        store_run_done(st);
+    }
+}
+
+/* The chat tables' statistics are brought up to date as they grow (the
+ * checks at 500, 2000, ... chats written), by the store's background
+ * connection, not in the way of the rooms' chats. */
+Test(store_ops, the_chat_tables_are_analyzed_as_they_grow, .timeout = 120)
+{
+    enum { N = 2500, R = 5 };
+    char sids[R][STORE_ID_MAX + 1];
+    char appt[R][16];
+    for (int k = 0; k < R; k++) {
+        char q[512], room[16];
+        (void)snprintf(appt[k], sizeof appt[k], "stats%d", k);
+        (void)snprintf(room, sizeof room, "stats-room-%d", k);
+        (void)snprintf(q, sizeof q,
+                       "INSERT INTO \"Appointment\" (id, \"scheduledFor\", \"clientId\","
+                       " \"coachId\", \"roomId\") VALUES ('%s', now(), 'uclient', 'ucoach', '%s')",
+                       appt[k], room);
+        sql(q);
+        join_ok(appt[k], room, "ucoach", T0, sids[k]);
+    }
+    expect_value("SELECT count(*) FROM pg_stat_user_tables WHERE relname = 'Message'"
+                 " AND last_analyze IS NOT NULL",
+                 "0");
+    struct store_cfg cfg = {.conninfo = conninfo,
+                            .connections = 2,
+                            .timeout_ms = 30000,
+                            .queue_cap = N,
+                            .wake = wake,
+                            .wake_arg = &w};
+    struct store *st = NULL;
+    struct store_err err = {0};
+    cr_assert_eq(store_open(&cfg, &st, &err), 0, "%s", err.msg);
+    static struct outcome out[N];
+    n_done = 0;
+    /* PostgreSQL publishes its row counts about once a second: the second
+     * wave's check (2000 chats) sees the first wave's rows */
+    chats_through(st, appt, sids, R, 0, 1200, out);
+    nanosleep(&(struct timespec){.tv_sec = 1, .tv_nsec = 500 * 1000 * 1000}, NULL);
+    chats_through(st, appt, sids, R, 1200, N, out);
+    int analyzed = 0;
+    for (int i = 0; i < 100 && !analyzed; i++) {
+        char *v = pgtest_query_value(conninfo, "SELECT count(*) FROM pg_stat_user_tables"
+                                               " WHERE relname IN ('Message', 'coach_message')"
+                                               " AND last_analyze IS NOT NULL");
+        analyzed = v != NULL && strcmp(v, "2") == 0;
+        free(v);
+        if (!analyzed) {
+            nanosleep(&(struct timespec){.tv_nsec = 100 * 1000 * 1000}, NULL);
+        }
+    }
+    cr_expect(analyzed, "Message and coach_message analyzed (by the store, not autovacuum)");
+    store_close(st);
+    for (int i = 0; i < N; i++) {
+        cr_assert(out[i].done && out[i].rc == 0, "chat %d: rc %d", i, out[i].rc);
+    }
+}
