@@ -1125,14 +1125,14 @@ static int cmp_i64(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-Test(store_ops, the_store_thread_batches_1000_chats, .timeout = 120)
+/* n appointments "<prefix><k>" with rooms "<prefix>-room-<k>", each with
+ * the coach's Session row (its id in sids[k]). */
+static void make_rooms(const char *prefix, int n, char appt[][16], char sids[][STORE_ID_MAX + 1])
 {
-    char sids[ROOMS][STORE_ID_MAX + 1];
-    char appt[ROOMS][16];
-    for (int k = 0; k < ROOMS; k++) {
-        char q[512], room[16];
-        (void)snprintf(appt[k], sizeof appt[k], "bulk%d", k);
-        (void)snprintf(room, sizeof room, "bulk-room-%d", k);
+    for (int k = 0; k < n; k++) {
+        char q[512], room[32];
+        (void)snprintf(appt[k], 16, "%s%d", prefix, k);
+        (void)snprintf(room, sizeof room, "%s-room-%d", prefix, k);
         (void)snprintf(q, sizeof q,
                        "INSERT INTO \"Appointment\" (id, \"scheduledFor\", \"clientId\","
                        " \"coachId\", \"roomId\") VALUES ('%s', now(), 'uclient', 'ucoach', '%s')",
@@ -1140,6 +1140,13 @@ Test(store_ops, the_store_thread_batches_1000_chats, .timeout = 120)
         sql(q);
         join_ok(appt[k], room, "ucoach", T0, sids[k]);
     }
+}
+
+Test(store_ops, the_store_thread_batches_1000_chats, .timeout = 120)
+{
+    char sids[ROOMS][STORE_ID_MAX + 1];
+    char appt[ROOMS][16];
+    make_rooms("bulk", ROOMS, appt, sids);
     struct store_cfg cfg = {.conninfo = conninfo,
                             .timeout_ms = 30000,
                             .queue_cap = N_CHATS,
@@ -1300,17 +1307,7 @@ Test(store_ops, the_chat_tables_are_analyzed_as_they_grow, .timeout = 120)
     enum { N = 2500, R = 5 };
     char sids[R][STORE_ID_MAX + 1];
     char appt[R][16];
-    for (int k = 0; k < R; k++) {
-        char q[512], room[16];
-        (void)snprintf(appt[k], sizeof appt[k], "stats%d", k);
-        (void)snprintf(room, sizeof room, "stats-room-%d", k);
-        (void)snprintf(q, sizeof q,
-                       "INSERT INTO \"Appointment\" (id, \"scheduledFor\", \"clientId\","
-                       " \"coachId\", \"roomId\") VALUES ('%s', now(), 'uclient', 'ucoach', '%s')",
-                       appt[k], room);
-        sql(q);
-        join_ok(appt[k], room, "ucoach", T0, sids[k]);
-    }
+    make_rooms("stats", R, appt, sids);
     expect_value("SELECT count(*) FROM pg_stat_user_tables WHERE relname = 'Message'"
                  " AND last_analyze IS NOT NULL",
                  "0");
