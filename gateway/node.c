@@ -431,20 +431,22 @@ void gw_node_local_presence(struct gw_server *srv, struct gw_room *g, const stru
     if (g == NULL || srv->node.left) {
         return;
     }
+    /* A waiting write of the other kind and this change cancel out: a join
+     * within a leave's grace (the row never went), a leave of a join never
+     * written (nothing to take back). */
     struct gw_presence_due *d = due_find(g, fx->user.id);
-    if (fx->is_join && d != NULL && !d->online) {
-        due_remove(g, d); /* back within the grace: the row never went */
+    bool cancels = d != NULL && d->online != fx->is_join;
+    if (d != NULL) {
+        due_remove(g, d);
+    }
+    if (cancels) {
+        /* nothing to write */
     } else if (fx->is_join) {
-        if (d != NULL) {
-            due_remove(g, d);
-        }
         if (!publish(srv, g, &fx->user, true)) {
             (void)due_put(g, &fx->user, true, gw_now_ms() + PRESENCE_RETRY_MS);
         }
-    } else if (d != NULL && d->online) {
-        due_remove(g, d); /* its join was never written: nothing to take back */
     } else if (!due_put(g, &fx->user, false, gw_now_ms() + PRESENCE_LEAVE_GRACE_MS)) {
-        (void)publish(srv, g, &fx->user, false);
+        (void)publish(srv, g, &fx->user, false); /* out of memory: at once */
     }
     due_rearm(g);
 }

@@ -463,6 +463,18 @@ static void want_more(struct gw_conn *c)
  * that did not fit (or a first one larger than the batch) queued, with
  * the next writeable asked for. 1 when it wrote, 0 when there was not
  * more than one frame to write, -1 when the write failed. */
+/* The k oldest frames went out in one write: count them and drop them. */
+static void sent(struct gw_conn *c, size_t k)
+{
+    c->srv->stats.ws_writes++;
+    for (size_t i = 0; i < k; i++) {
+        c->srv->stats.frames_out++;
+        c->srv->stats.bytes_out += gw_outbox_peek(&c->out)->len;
+        gw_outbox_pop(&c->out);
+    }
+    want_more(c);
+}
+
 static int write_batch(struct gw_conn *c)
 {
     unsigned char *buf = c->srv->wbuf + LWS_PRE;
@@ -482,13 +494,7 @@ static int write_batch(struct gw_conn *c)
     if (n < 0 || (size_t)n < used) {
         return -1;
     }
-    c->srv->stats.ws_writes++;
-    for (size_t i = 0; i < k; i++) {
-        c->srv->stats.frames_out++;
-        c->srv->stats.bytes_out += gw_outbox_peek(&c->out)->len;
-        gw_outbox_pop(&c->out);
-    }
-    want_more(c);
+    sent(c, k);
     return 1;
 }
 
@@ -514,11 +520,7 @@ static int on_writeable(struct gw_conn *c)
         if (n < 0 || (size_t)n < f->len) {
             return -1;
         }
-        c->srv->stats.frames_out++;
-        c->srv->stats.ws_writes++;
-        c->srv->stats.bytes_out += f->len;
-        gw_outbox_pop(&c->out);
-        want_more(c);
+        sent(c, 1);
         return 0;
     }
     if (c->state == GW_CONN_CLOSING) {

@@ -335,15 +335,11 @@ static void execute(struct shard *st, struct store_req **batch, size_t n)
          * then, so the cached plans fit the tables as they grow (see
          * store__ops_refresh_stats); autovacuum takes over after that. */
         if (st->chats_written >= st->next_stats_check && st->next_stats_check <= STATS_CHECK_LAST) {
-            struct shard *bg = atomic_load(&st->stats_to);
-            if (bg != NULL) {
-                atomic_store(&bg->stats_due, true);
-                pthread_mutex_lock(&bg->mu);
-                pthread_cond_signal(&bg->cv);
-                pthread_mutex_unlock(&bg->mu);
-            } else {
-                refresh_stats(st);
-            }
+            struct shard *bg = atomic_load(&st->stats_to); /* set once the store is open */
+            atomic_store(&bg->stats_due, true);
+            pthread_mutex_lock(&bg->mu);
+            pthread_cond_signal(&bg->cv);
+            pthread_mutex_unlock(&bg->mu);
             st->next_stats_check = st->chats_written * 4;
         }
     } else if (n > 1) {
